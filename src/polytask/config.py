@@ -1,0 +1,285 @@
+"""A run's configuration: YAML in, validated pydantic models out, errors with file:line.
+
+Every section forbids unknown keys, and an unknown key is reported with the closest known
+one, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from polytask.errors import ConfigError
+
+DataFormat = Literal["csv", "tsv", "jsonl", "conll", "intent_slot"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DatasetConfig(Strict):
+    """Where one set of inputs lives. Tasks that name the same dataset share its inputs."""
+
+    format: DataFormat | None = Field(None, description="inferred from the train file's extension")
+    train: Path
+    dev: Path | None = None
+    test: Path | None = None
+    text: str = Field("text", description="column holding the input text")
+    text_pair: str | None = Field(None, description="column holding a second text (pair tasks)")
+    tokens: str | None = Field(
+        None, description="column holding pre-split words (a list, or a space-separated string)"
+    )
+
+    @model_validator(mode="after")
+    def _infer_format(self) -> DatasetConfig:
+        if self.format is None:
+            suffix = self.train.suffix.lower().lstrip(".")
+            inferred = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl",
+                        "conll": "conll", "bio": "conll", "txt": "conll"}.get(suffix)
+            if inferred is None and self.train.suffix == "":
+                inferred = "intent_slot"
+            if inferred is None:
+                raise ValueError(
+                    f"cannot infer the format of {self.train}; set format: to one of "
+                    "csv, tsv, jsonl, conll, intent_slot"
+                )
+            self.format = inferred  # type: ignore[assignment]
+        return self
+
+    def split_path(self, split: str) -> Path | None:
+        return {"train": self.train, "dev": self.dev, "test": self.test}[split]
+
+
+class TaskConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    type: str
+    dataset: str
+    label: str = Field(description="column (or field) holding this task's label")
+    labels: list[str] | None = Field(None, description="declared label set; others are errors")
+    weight: float = Field(1.0, ge=0)
+    label_separator: str = Field("|", description="multi-label: separator inside a string cell")
+    normalize_target: bool = Field(False, description="regression: standardise targets")
+    crf: bool = Field(False, description="token classification: CRF layer + Viterbi decoding")
+
+
+class ModelConfig(Strict):
+    encoder: str = Field(
+        "embedded", description="'embedded' (packaged all-MiniLM-L6-v2), a local dir, or a hub name"
+    )
+    allow_download: bool = Field(False, description="let transformers fetch a hub name")
+    max_length: int = Field(128, gt=2)
+    pooling: Literal["cls", "mean"] = "cls"
+    head_dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class SamplerConfig(Strict):
+    name: str = "proportional"
+    temperature: float = Field(2.0, gt=0, description="temperature sampler: p ~ n^(1/T)")
+
+
+class WeightingConfig(Strict):
+    name: str = "equal"
+    weights: dict[str, float] | None = Field(None, description="static: per-task weights")
+
+
+class TrainConfig(Strict):
+    output_dir: Path = Path("runs/polytask")
+    seed: int = 42
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    grad_accum: int = Field(1, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd", "adagrad"] = "adamw"
+    lr: float = Field(5e-5, gt=0)
+    head_lr: float | None = Field(None, gt=0, description="defaults to lr")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    eval_every: int | None = Field(None, gt=0, description="steps; default once per epoch")
+    checkpoint_every: int | None = Field(None, gt=0, description="steps; default = eval_every")
+    keep_checkpoints: int = Field(2, ge=1)
+    patience: int | None = Field(None, ge=1, description="evaluations without improvement")
+    select_on: str = Field("mean", description="'mean' of primary metrics, or a task name")
+    group_by_length: bool = Field(True, description="batch similar lengths together (less padding)")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = Field("auto", description="auto picks cuda > mps > cpu")
+    num_threads: int | None = Field(None, gt=0)
+    progress: bool = True
+
+
+class RunConfig(Strict):
+    model: ModelConfig = ModelConfig()
+    datasets: dict[str, DatasetConfig]
+    tasks: list[TaskConfig] = Field(min_length=1)
+    sampler: SamplerConfig = SamplerConfig()
+    weighting: WeightingConfig = WeightingConfig()
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("sampler", "weighting", mode="before")
+    @classmethod
+    def _name_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunConfig:
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task.name in seen:
+                raise ValueError(f"duplicate task name {task.name!r}: task names must be unique")
+            seen.add(task.name)
+            if task.dataset not in self.datasets:
+                raise ValueError(
+                    f"task {task.name!r} uses dataset {task.dataset!r}, which is not defined "
+                    f"under datasets: (defined: {', '.join(self.datasets)})"
+                )
+        if self.train.select_on != "mean" and self.train.select_on not in seen:
+            raise ValueError(f"train.select_on must be 'mean' or a task name, got {self.train.select_on!r}")
+        return self
+
+    def tasks_of(self, dataset: str) -> list[TaskConfig]:
+        return [t for t in self.tasks if t.dataset == dataset]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a config with a duplicate key is a mistake."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    keys: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        keys.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node on the path ``loc``."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: Any = RunConfig
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        if isinstance(part, int) or part not in model.model_fields:
+            continue
+        annotation = model.model_fields[part].annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _describe(error: dict[str, Any], source: str, root: yaml.Node | None) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+        return f"{where}: [{field}] unknown key ({hint})"
+    return f"{where}: [{field}] {message}"
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items by index)."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"--set {override!r}: expected key.path=value, e.g. train.lr=3e-5")
+        path, text = override.split("=", 1)
+        parts = path.strip().split(".")
+        target: Any = raw
+        for part in parts[:-1]:
+            if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            elif isinstance(target, dict):
+                target = target.setdefault(part, {})
+            else:
+                raise ConfigError(f"--set {override!r}: {part!r} is not a section of the config")
+        last = parts[-1]
+        value = yaml.safe_load(text)
+        if isinstance(target, list) and last.isdigit() and int(last) < len(target):
+            target[int(last)] = value
+        elif isinstance(target, dict):
+            target[last] = value
+        else:
+            raise ConfigError(f"--set {override!r}: {last!r} is not a key of the config")
+    return raw
+
+
+def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    for dataset in config.datasets.values():
+        for split in ("train", "dev", "test"):
+            path = getattr(dataset, split)
+            if path is not None and not path.is_absolute():
+                setattr(dataset, split, (base / path).resolve())
+    encoder = Path(config.model.encoder)
+    if config.model.encoder != "embedded" and not encoder.is_absolute() and (base / encoder).exists():
+        config.model.encoder = str((base / encoder).resolve())
+    return config
+
+
+def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = None,
+                 node: yaml.Node | None = None) -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a YAML mapping with datasets: and tasks:")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e, source, node) for e in exc.errors()]
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(lines)) from None
+    return _resolve_paths(config, base_dir or Path.cwd())
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config, apply ``--set`` overrides, validate, resolve relative paths."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    raw = apply_overrides(raw or {}, overrides or [])
+    return parse_config(raw, str(path), path.parent.resolve(), node)
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,44 @@
+"""Errors that the CLI turns into exit code 2 with a readable message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PolytaskError(Exception):
+    """Base class for errors caused by user input (config, data, model dir)."""
+
+
+class ConfigError(PolytaskError):
+    pass
+
+
+class ModelDirError(PolytaskError):
+    pass
+
+
+class TrainingDiverged(PolytaskError):
+    """A loss became NaN/inf; raised before the optimizer step so weights stay finite."""
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    file: str
+    line: int | None
+    field: str
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: [{self.field}] {self.message} (hint: {self.hint})"
+
+
+class DataValidationError(PolytaskError):
+    """Every problem found in the data at once, each with file:line, field and a hint."""
+
+    def __init__(self, issues: list[DataIssue]) -> None:
+        self.issues = issues
+        shown = "\n".join(f"  - {issue}" for issue in issues[:200])
+        more = f"\n  ... and {len(issues) - 200} more" if len(issues) > 200 else ""
+        super().__init__(f"{len(issues)} data problem(s) found:\n{shown}{more}")

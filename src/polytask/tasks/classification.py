@@ -1,0 +1,87 @@
+"""Single-label sequence classification (text or text pair): cross-entropy on a linear head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, classification_report, f1_score, roc_auc_score
+from torch import nn
+from torch.nn import functional as F
+
+from polytask.tasks.base import TASK_TYPES, Task
+
+
+def linear_head(hidden_size: int, outputs: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))
+
+
+class LabelVocabulary(Task):
+    """Shared label handling of tasks whose values are strings from a finite set."""
+
+    def fit(self, train_values: list[Any]) -> None:
+        if not self.labels:
+            self.labels = sorted({label for value in train_values if value is not None
+                                  for label in ([value] if isinstance(value, str) else value)})
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+    def check_known(self, label: str) -> str | None:
+        declared = self.config.labels
+        if declared is not None and label not in declared:
+            return f"unknown label {label!r}; declared labels: {', '.join(declared[:20])}"
+        return None
+
+
+@TASK_TYPES.register("classification")
+class Classification(LabelVocabulary):
+    primary_metric = "accuracy"
+
+    def parse(self, raw: Any, words: list[str] | None) -> tuple[Any, str | None]:
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            return None, None
+        label = str(raw).strip()
+        return (None, problem) if (problem := self.check_known(label)) else (label, None)
+
+    def encode(self, value: Any, word_ids: list[int | None]) -> Any:
+        # A training label outside the vocabulary can only come from a declared-label mismatch,
+        # which validation reports; -100 keeps it out of the loss rather than crash.
+        return None if value is None else self.index.get(value, -100)
+
+    def collate(self, targets: list[Any], seq_len: int) -> torch.Tensor:
+        return torch.tensor([-100 if t is None else t for t in targets], dtype=torch.long)
+
+    def build_head(self, hidden_size: int, dropout: float) -> nn.Module:
+        return linear_head(hidden_size, self.num_outputs, dropout)
+
+    def loss(self, logits, target, present, attention_mask, head=None) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), target, ignore_index=-100)
+
+    def decode(self, logits, word_ids, attention_mask, head=None) -> list[Any]:
+        return [self.labels[i] for i in logits.argmax(-1).tolist()]
+
+    def explain(self, logits, word_ids, attention_mask, head=None) -> list[dict[str, Any]]:
+        probs = logits.float().softmax(-1)
+        best = probs.argmax(-1).tolist()
+        return [{"label": self.labels[i], "score": round(float(p[i]), 6),
+                 "scores": {label: round(float(s), 6) for label, s in zip(self.labels, p)}}
+                for i, p in zip(best, probs)]
+
+    def scores(self, logits: torch.Tensor) -> np.ndarray:
+        return logits.float().softmax(-1).cpu().numpy()
+
+    def metrics(self, predictions: list[Any], golds: list[Any],
+                scores: np.ndarray | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "accuracy": float(accuracy_score(golds, predictions)),
+            "macro_f1": float(f1_score(golds, predictions, average="macro", zero_division=0)),
+            "report": classification_report(golds, predictions, zero_division=0, output_dict=True),
+        }
+        if scores is not None and len(self.labels) == 2 and len(set(golds)) == 2:
+            positive = [g == self.labels[1] for g in golds]
+            result["auc"] = float(roc_auc_score(positive, scores[:, 1]))
+        return result
