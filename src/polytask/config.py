@@ -61,7 +61,6 @@ class TaskConfig(Strict):
     dataset: str
     label: str = Field(description="column (or field) holding this task's label")
     labels: list[str] | None = Field(None, description="declared label set; others are errors")
-    weight: float = Field(1.0, ge=0)
     label_separator: str = Field("|", description="multi-label: separator inside a string cell")
     normalize_target: bool = Field(False, description="regression: standardise targets")
     crf: bool = Field(False, description="token classification: CRF layer + Viterbi decoding")
@@ -106,7 +105,9 @@ class TrainConfig(Strict):
     checkpoint_every: int | None = Field(None, gt=0, description="steps; default = eval_every")
     keep_checkpoints: int = Field(2, ge=1)
     patience: int | None = Field(None, ge=1, description="evaluations without improvement")
-    select_on: str = Field("mean", description="'mean' of primary metrics, or a task name")
+    select_on: str = Field(
+        "mean", description="'mean' of primary metrics, a task name (its primary metric), "
+        "or a metric key such as 'intent/macro_f1' or 'snips/exact_match'")
     group_by_length: bool = Field(True, description="batch similar lengths together (less padding)")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     device: str = Field("auto", description="auto picks cuda > mps > cpu")
@@ -139,8 +140,13 @@ class RunConfig(Strict):
                     f"task {task.name!r} uses dataset {task.dataset!r}, which is not defined "
                     f"under datasets: (defined: {', '.join(self.datasets)})"
                 )
-        if self.train.select_on != "mean" and self.train.select_on not in seen:
-            raise ValueError(f"train.select_on must be 'mean' or a task name, got {self.train.select_on!r}")
+        head = self.train.select_on.split("/")[0]
+        if self.train.select_on != "mean" and head not in seen and head not in self.datasets:
+            raise ValueError(
+                f"train.select_on must be 'mean', a task name or 'task/metric', got {self.train.select_on!r}"
+            )
+        if self.train.precision == "fp16" and self.train.device == "cpu":
+            raise ValueError("train.precision fp16 needs a CUDA device; use bf16 on CPU")
         return self
 
     def tasks_of(self, dataset: str) -> list[TaskConfig]:

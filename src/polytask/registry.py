@@ -53,3 +53,13 @@ def family(name: str) -> Registry:
     if name not in ALL:
         ALL[name] = Registry(name)
     return ALL[name]
+
+
+def import_members(package: str) -> None:
+    """Import every module of a package so that its members register themselves."""
+    import importlib
+    import pkgutil
+
+    module = importlib.import_module(package)
+    for info in pkgutil.iter_modules(module.__path__):
+        importlib.import_module(f"{package}.{info.name}")

@@ -1,0 +1,89 @@
+"""Predicting and evaluating with a saved model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from polytask.config import RunConfig
+from polytask.data.features import build_features
+from polytask.data.records import Record
+from polytask.data.validation import validate
+from polytask.errors import ConfigError, DataIssue, DataValidationError
+from polytask.evaluation.evaluate import run_tasks, score_tasks
+from polytask.models.multitask import MultiTaskModel
+from polytask.training.setup import pick_device
+
+
+def load_model(model_dir: str | Path, device: str = "auto") -> MultiTaskModel:
+    return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device))
+
+
+def read_inputs(path: Path) -> list[Record]:
+    """JSONL inputs: each line an object with "text" (and optional "text_pair") or "tokens"."""
+    records, issues = [], []
+    if not path.is_file():
+        raise DataValidationError([DataIssue(str(path), None, "file", "input file not found",
+                                             "pass an existing JSONL file")])
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            issues.append(DataIssue(str(path), number, "json", f"not valid JSON ({exc.msg})",
+                                    'write one JSON object per line, e.g. {"text": "..."}'))
+            continue
+        words = obj.get("tokens") if isinstance(obj, dict) else None
+        text = obj.get("text") if isinstance(obj, dict) else None
+        if isinstance(words, str):
+            words = words.split()
+        if not (isinstance(text, str) and text.strip()) and not (isinstance(words, list) and words):
+            issues.append(DataIssue(str(path), number, "text", 'no "text" string or "tokens" list',
+                                    'give each line a non-empty "text" or "tokens"'))
+            continue
+        records.append(Record(str(path), number, text=text, words=words,
+                              text_pair=obj.get("text_pair"), fields=obj))
+    if issues:
+        raise DataValidationError(issues)
+    return records
+
+
+def predict_records(model: MultiTaskModel, records: list[Record], tasks: list[str] | None = None,
+                    batch_size: int = 64) -> list[dict[str, Any]]:
+    """Every requested task's prediction for each record, one encoder pass per batch."""
+    names = tasks or list(model.tasks)
+    unknown = [n for n in names if n not in model.tasks]
+    if unknown:
+        raise ConfigError(f"unknown task(s) {unknown}; this model has {list(model.tasks)}")
+    chosen = [model.tasks[n] for n in names]
+    for record in records:
+        if record.words is None and any(t.level == "token" for t in chosen):
+            record.words = record.input_text().split()
+    features = build_features(records, chosen, model.tokenizer, model.config.max_length, with_targets=False)
+    results = run_tasks(model, features, chosen, batch_size, explain=True)
+    return [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
+
+
+def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, ...] = ("test",),
+                   batch_size: int = 128) -> dict[str, dict[str, Any]]:
+    """Metrics of a saved model on the config's data, using the model's own label maps."""
+    missing = [t.name for t in config.tasks if t.name not in model.tasks]
+    if missing:
+        raise ConfigError(f"the config has task(s) {missing} that the model does not: {list(model.tasks)}")
+    records = validate(config, splits)
+    results: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        metrics: dict[str, Any] = {}
+        for group in config.datasets:
+            tasks = [model.tasks[t.name] for t in config.tasks_of(group)]
+            group_records = records[group].get(split, [])
+            if not tasks or not group_records:
+                continue
+            features = build_features(group_records, tasks, model.tokenizer, model.config.max_length,
+                                      with_targets=False)
+            metrics.update(score_tasks(tasks, features, run_tasks(model, features, tasks, batch_size), group))
+        if metrics:
+            results[split] = metrics
+    return results

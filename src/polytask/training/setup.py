@@ -1,0 +1,83 @@
+"""Everything a run needs before its first step: validated data, fitted tasks, the model and
+tokenized features per input group and split."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from polytask.config import RunConfig
+from polytask.data.features import Feature, build_features
+from polytask.data.records import Record
+from polytask.data.validation import validate
+from polytask.models.encoder import load_encoder
+from polytask.models.multitask import MultiTaskModel
+from polytask.tasks.base import Task, build_task
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Prepared:
+    config: RunConfig
+    model: MultiTaskModel
+    groups: dict[str, list[Task]]                       # dataset -> tasks reading it
+    features: dict[str, dict[str, list[Feature]]] = field(default_factory=dict)  # split -> group -> features
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self.model.tasks.values())
+
+    def split(self, name: str) -> dict[str, tuple[list[Task], list[Feature]]]:
+        return {g: (self.groups[g], f) for g, f in self.features.get(name, {}).items() if f}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def fit_tasks(config: RunConfig, records: dict[str, dict[str, list[Record]]]) -> list[Task]:
+    tasks = []
+    for task_config in config.tasks:
+        task = build_task(task_config)
+        train = records[task_config.dataset]["train"]
+        task.fit([task.parse(r.fields.get(task_config.label), r.words)[0] for r in train])
+        tasks.append(task)
+    return tasks
+
+
+def prepare(config: RunConfig, splits: tuple[str, ...] = SPLITS) -> Prepared:
+    """Validate all data first (nothing is written on bad input), then build the model."""
+    records = validate(config, splits)
+    tasks = fit_tasks(config, records)
+    encoder, tokenizer = load_encoder(config.model)
+    seed_everything(config.train.seed)  # head initialisation depends on the seed only
+    model = MultiTaskModel(encoder, tokenizer, tasks, config.model)
+    groups = {name: [model.tasks[t.name] for t in config.tasks_of(name)] for name in config.datasets}
+    prepared = Prepared(config, model, groups)
+    for split in splits:
+        prepared.features[split] = {
+            group: build_features(records[group].get(split, []), group_tasks, tokenizer,
+                                  config.model.max_length, with_targets=split == "train")
+            for group, group_tasks in groups.items()
+        }
+    sizes = {g: len(f) for g, f in prepared.features["train"].items()}
+    log.info("training examples per input group: %s", sizes)
+    return prepared

@@ -1,0 +1,225 @@
+"""The training loop, explicit and top to bottom: sample a group, forward once, balance the
+task losses, step, evaluate every task, keep the best model, checkpoint, stop early."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model
+
+from polytask.atomic import append_line, write_text
+from polytask.config import RunConfig, dump_config
+from polytask.data.batches import GroupStream, collate, to_device
+from polytask.errors import TrainingDiverged
+from polytask.evaluation.evaluate import autocast, evaluate_groups, scalar_metrics, selection_score
+from polytask.sampling.samplers import build_sampler
+from polytask.training import checkpoint
+from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.progress import ProgressBar, print_table
+from polytask.training.setup import Prepared, pick_device, prepare
+from polytask.weighting.base import build_balancer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    streams: dict[str, dict[str, int]] = field(default_factory=dict)
+    balancer: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """The live objects of one run; the loop helpers below read and update them."""
+
+    prepared: Prepared
+    out: Path
+    device: torch.device
+    streams: dict[str, GroupStream]
+    total_steps: int
+    steps_per_epoch: int
+    state: LoopState = field(default_factory=LoopState)
+    running: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def config(self) -> RunConfig:
+        return self.prepared.config
+
+
+def plan_steps(config: RunConfig, sizes: dict[str, int]) -> tuple[int, int]:
+    """(total optimizer steps, steps per epoch); an epoch = every training example once."""
+    per_step = config.train.batch_size * config.train.grad_accum
+    steps_per_epoch = max(1, math.ceil(sum(sizes.values()) / per_step))
+    total = config.train.max_steps or max(1, math.ceil(config.train.epochs * steps_per_epoch))
+    return total, steps_per_epoch
+
+
+def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
+    for name, loss in losses.items():
+        if not torch.isfinite(loss.detach()).all():
+            raise TrainingDiverged(
+                f"step {step}: the loss of task {name!r} is {float(loss):.4g}; stopped before the "
+                "optimizer step, so the weights and the last checkpoint are intact. Lower train.lr, "
+                "keep train.max_grad_norm set, or check this task's targets for extreme values"
+            )
+
+
+def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, float]:
+    config, model = run.config.train, run.prepared.model
+    model.train()
+    weights: dict[str, float] = {}
+    for micro in range(config.grad_accum):
+        group = sampler.next_group(run.state.step * config.grad_accum + micro)
+        stream, tasks = run.streams[group], run.prepared.groups[group]
+        batch = collate([stream.features[i] for i in stream.next_indices()], tasks,
+                        model.tokenizer.pad_token_id)
+        batch = to_device(batch, run.device)
+        with autocast(run.device, config.precision):
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                           [t.name for t in tasks])
+        losses = {
+            t.name: t.loss(logits[t.name], batch["targets"][t.name], batch["present"][t.name],
+                           batch["attention_mask"], head=model.heads[t.name]) / config.grad_accum
+            for t in tasks if bool(batch["present"][t.name].any())
+        }
+        check_finite(losses, run.state.step + 1)
+        if losses:
+            weights.update(balancer.backward(losses, model.shared_parameters()))
+        for name, loss in losses.items():
+            run.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
+    if not torch.isfinite(norm):
+        raise TrainingDiverged(
+            f"step {run.state.step + 1}: gradient norm is {float(norm)}; stopped before the optimizer "
+            "step. Lower train.lr or set train.max_grad_norm")
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return weights
+
+
+def evaluate_and_select(run: Run, weights: dict[str, float], lr: float) -> bool:
+    """Evaluate dev, log a metrics line, save the model when it is the best; True = stop."""
+    config, state = run.config.train, run.state
+    dev = run.prepared.split("dev")
+    metrics = evaluate_groups(run.prepared.model, dev, config.eval_batch_size, config.precision)
+    score = selection_score(metrics, run.prepared.tasks, config.select_on)
+    line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
+            "lr": lr, **scalar_metrics(metrics),
+            **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.running.items() if v},
+            **{f"weight/{k}": round(v, 6) for k, v in weights.items()}, "score": score}
+    run.running.clear()
+    append_line(run.out / "metrics.jsonl", json.dumps(line))
+    if score is not None and (state.best_score is None or score > state.best_score):
+        state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
+        run.prepared.model.save_pretrained(run.out / "model")
+        log.info("step %d: new best %s = %.4f, saved %s", state.step, config.select_on, score,
+                 run.out / "model")
+    else:
+        state.evals_since_best += 1
+    return config.patience is not None and state.evals_since_best >= config.patience
+
+
+def resume_from(run: Run, objects: dict[str, Any], balancer) -> None:
+    found = checkpoint.latest_complete(run.out / "checkpoints")
+    if found is None:
+        log.warning("--resume: no complete checkpoint in %s; starting from step 0",
+                    run.out / "checkpoints")
+        return
+    saved = checkpoint.load_checkpoint(found, run.prepared.model, objects, run.device)
+    run.state = LoopState(**saved)
+    for group, stream_state in run.state.streams.items():
+        run.streams[group].load_state_dict(stream_state)
+    balancer.load_extra_state_dict(run.state.balancer)
+    keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
+    log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint, so a resumed log equals an unbroken one."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        write_text(path, "".join(f"{ln}\n" for ln in lines))
+
+
+def save_state(run: Run, objects: dict[str, Any], balancer) -> None:
+    run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
+    run.state.balancer = balancer.extra_state_dict()
+    checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model, objects,
+                               asdict(run.state), run.config.train.keep_checkpoints)
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """Test metrics with the best model (or the last one when there is no dev data)."""
+    model, config = run.prepared.model, run.config.train
+    if run.state.best_step is None:
+        model.save_pretrained(run.out / "model")
+    else:
+        load_model(model, str(run.out / "model" / "model.safetensors"), device=str(run.device))
+    results: dict[str, Any] = {"best_step": run.state.best_step, "best_score": run.state.best_score}
+    for split in ("dev", "test"):
+        groups = run.prepared.split(split)
+        if groups:
+            metrics = evaluate_groups(model, groups, config.eval_batch_size, config.precision)
+            results[split] = metrics
+            append_line(run.out / "metrics.jsonl", json.dumps(
+                {"step": run.state.step, "split": f"final_{split}", **scalar_metrics(metrics)}))
+    write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
+    print_table(run.prepared.tasks, results)
+    return results
+
+
+def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
+    """Train every task of ``config``; returns final metrics. Writes into train.output_dir."""
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepared or prepare(config)
+    out = Path(config.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.yaml", dump_config(config))
+    device = pick_device(config.train.device)
+    model = prepared.model.to(device)
+    train_features = prepared.features["train"]
+    streams = {g: GroupStream(g, f, config.train.batch_size, config.train.seed, config.train.group_by_length)
+               for g, f in train_features.items() if f}
+    total, per_epoch = plan_steps(config, {g: len(s.features) for g, s in streams.items()})
+    run = Run(prepared, out, device, streams, total, per_epoch)
+    sampler = build_sampler(config.sampler, {g: len(s.features) for g, s in streams.items()},
+                            config.train.seed, total)
+    balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
+    optimizer = build_optimizer(model, balancer, config.train)
+    scheduler = build_scheduler(optimizer, config.train, total)
+    objects = {"optimizer": optimizer, "scheduler": scheduler, "balancer": balancer}
+    if resume:
+        resume_from(run, objects, balancer)
+    eval_every = config.train.eval_every or per_epoch
+    save_every = config.train.checkpoint_every or eval_every
+    has_dev = bool(prepared.split("dev"))
+    with ProgressBar(total, run.state.step, enabled=config.train.progress) as bar:
+        while run.state.step < total:
+            weights = train_step(run, sampler, balancer, optimizer, scheduler)
+            run.state.step += 1
+            bar.advance({k: v[-1] for k, v in run.running.items() if v})
+            last = run.state.step == total
+            stop = False
+            if has_dev and (run.state.step % eval_every == 0 or last):
+                stop = evaluate_and_select(run, weights, scheduler.get_last_lr()[0])
+            if run.state.step % save_every == 0 or last or stop:
+                save_state(run, objects, balancer)
+            if stop:
+                log.info("early stopping at step %d: no improvement in %d evaluations",
+                         run.state.step, config.train.patience)
+                break
+    return finish(run)
