@@ -127,7 +127,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except PolytaskError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("error:", style="bold red", end=" ")
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
