@@ -36,6 +36,8 @@ class LoopState:
     evals_since_best: int = 0
     streams: dict[str, dict[str, int]] = field(default_factory=dict)
     balancer: dict[str, Any] = field(default_factory=dict)
+    # Train losses since the last evaluation; checkpointed so a resumed log is identical.
+    running: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,7 +51,6 @@ class Run:
     total_steps: int
     steps_per_epoch: int
     state: LoopState = field(default_factory=LoopState)
-    running: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def config(self) -> RunConfig:
@@ -96,7 +97,7 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
         if losses:
             weights.update(balancer.backward(losses, model.shared_parameters()))
         for name, loss in losses.items():
-            run.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
+            run.state.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     if not torch.isfinite(norm):
@@ -117,9 +118,9 @@ def evaluate_and_select(run: Run, weights: dict[str, float], lr: float) -> bool:
     score = selection_score(metrics, run.prepared.tasks, config.select_on)
     line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
             "lr": lr, **scalar_metrics(metrics),
-            **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.running.items() if v},
+            **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.state.running.items() if v},
             **{f"weight/{k}": round(v, 6) for k, v in weights.items()}, "score": score}
-    run.running.clear()
+    run.state.running.clear()
     append_line(run.out / "metrics.jsonl", json.dumps(line))
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
@@ -211,7 +212,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
         while run.state.step < total:
             weights = train_step(run, sampler, balancer, optimizer, scheduler)
             run.state.step += 1
-            bar.advance({k: v[-1] for k, v in run.running.items() if v})
+            bar.advance({k: v[-1] for k, v in run.state.running.items() if v})
             last = run.state.step == total
             stop = False
             if has_dev and (run.state.step % eval_every == 0 or last):
