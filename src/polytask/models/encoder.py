@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -48,6 +47,6 @@ def load_encoder(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokeni
         raise ConfigError(f"model.encoder: cannot load {source!r}: {exc}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"model.encoder: {source!r} has no fast tokenizer; word alignment needs one")
-    log.info("encoder %s: %d layers, hidden %d", os.path.basename(source.rstrip("/")),
+    log.info("encoder %s: %d layers, hidden %d", source,
              encoder.config.num_hidden_layers, encoder.config.hidden_size)
     return encoder, tokenizer
