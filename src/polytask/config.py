@@ -84,6 +84,10 @@ class SamplerConfig(Strict):
 class WeightingConfig(Strict):
     name: str = "equal"
     weights: dict[str, float] | None = Field(None, description="static: per-task weights")
+    gradients_on: Literal["parameters", "features"] = Field(
+        "features", description="gradient methods: per-task gradients w.r.t. the shared "
+        "parameters, or (cheaper) w.r.t. the shared features")
+    options: dict[str, Any] = Field(default_factory=dict, description="method-specific options")
 
 
 class TrainConfig(Strict):

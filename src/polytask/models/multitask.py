@@ -52,8 +52,10 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None,
-                tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """Logits of each requested task (all by default) from one encoder pass."""
+                tasks: list[str] | None = None, return_features: bool = False):
+        """Logits of each requested task (all by default) from one encoder pass; with
+        ``return_features`` also the shared features (the encoder's last hidden states) that
+        every head reads, for balancers that work on feature gradients."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
@@ -67,7 +69,7 @@ class MultiTaskModel(nn.Module):
                 if pooled is None:
                     pooled = pool(hidden, attention_mask, self.config.pooling)
                 outputs[name] = self.heads[name](pooled)
-        return outputs
+        return (outputs, hidden) if return_features else outputs
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.encoder.parameters() if p.requires_grad]

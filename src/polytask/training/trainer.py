@@ -86,8 +86,9 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
                         model.tokenizer.pad_token_id)
         batch = to_device(batch, run.device)
         with autocast(run.device, config.precision):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                           [t.name for t in tasks])
+            logits, features = model(batch["input_ids"], batch["attention_mask"],
+                                     batch["token_type_ids"], [t.name for t in tasks],
+                                     return_features=True)
         losses = {
             t.name: t.loss(logits[t.name], batch["targets"][t.name], batch["present"][t.name],
                            batch["attention_mask"], head=model.heads[t.name]) / config.grad_accum
@@ -95,7 +96,7 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
         }
         check_finite(losses, run.state.step + 1)
         if losses:
-            weights.update(balancer.backward(losses, model.shared_parameters()))
+            weights.update(balancer.backward(losses, model.shared_parameters(), features))
         for name, loss in losses.items():
             run.state.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -110,7 +111,7 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
     return weights
 
 
-def evaluate_and_select(run: Run, weights: dict[str, float], lr: float) -> bool:
+def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float) -> bool:
     """Evaluate dev, log a metrics line, save the model when it is the best; True = stop."""
     config, state = run.config.train, run.state
     dev = run.prepared.split("dev")
@@ -119,9 +120,10 @@ def evaluate_and_select(run: Run, weights: dict[str, float], lr: float) -> bool:
     line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
             "lr": lr, **scalar_metrics(metrics),
             **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.state.running.items() if v},
-            **{f"weight/{k}": round(v, 6) for k, v in weights.items()}, "score": score}
+            **{k: round(v, 6) for k, v in weights.items()}, "score": score}
     run.state.running.clear()
     append_line(run.out / "metrics.jsonl", json.dumps(line))
+    balancer.on_evaluation(metrics, state.step)
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
         run.prepared.model.save_pretrained(run.out / "model")
@@ -216,7 +218,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
             last = run.state.step == total
             stop = False
             if has_dev and (run.state.step % eval_every == 0 or last):
-                stop = evaluate_and_select(run, weights, scheduler.get_last_lr()[0])
+                stop = evaluate_and_select(run, balancer, weights, scheduler.get_last_lr()[0])
             if run.state.step % save_every == 0 or last or stop:
                 save_state(run, objects, balancer)
             if stop:

@@ -26,11 +26,19 @@ class Balancer(nn.Module):
 
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
-        """Accumulate gradients into ``.grad`` and return the weight each task received."""
+        """Accumulate gradients into ``.grad`` of every parameter that the losses depend on.
+
+        ``features`` is the shared representation all heads read (the encoder output); it is a
+        node of the losses' graph. Returns values to log, keyed ``weight/<task>`` for the weight
+        each task received (and e.g. ``cosine/<a>|<b>`` for gradient methods).
+        """
         weights = self.weights(losses)
         total = sum(weights[name] * loss for name, loss in losses.items())
         total.backward()
-        return {name: float(w) for name, w in weights.items()}
+        return {f"weight/{name}": float(w) for name, w in weights.items()}
+
+    def on_evaluation(self, metrics: dict[str, Any], step: int) -> None:
+        """Called after each evaluation with the dev metrics (``task/metric`` keys)."""
 
     def weights(self, losses: dict[str, torch.Tensor]) -> dict[str, Any]:
         raise NotImplementedError
