@@ -7,18 +7,23 @@ Balancers are nn.Modules so that learnable weights join the optimizer and the ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from polytask.config import WeightingConfig
+from polytask.errors import ConfigError
 from polytask.registry import family
 
 BALANCERS = family("weighting")
 
 
 class Balancer(nn.Module):
+    # Gradient methods combine per-task gradients; under fp16 loss scaling those would be the
+    # scaled (possibly inf) gradients, so the trainer must reject fp16 for them.
+    supports_fp16: ClassVar[bool] = True
+
     def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
         super().__init__()
         self.task_names = list(task_names)
@@ -51,5 +56,43 @@ class Balancer(nn.Module):
         pass
 
 
+def resolve_options(config: WeightingConfig, defaults: dict[str, Any], *,
+                    uses_gradients: bool = False) -> dict[str, Any]:
+    """The method's options: ``defaults`` overridden by ``weighting.options``.
+
+    A setting the method would silently ignore is a mistake in the config, so this rejects
+    unknown option keys (listing the accepted ones), ``weighting.weights`` (static only) and an
+    explicit ``gradients_on`` for a method that takes no gradients.
+    """
+    name = config.name
+    unknown = sorted(set(config.options) - set(defaults))
+    if unknown:
+        accepted = ", ".join(sorted(defaults)) or "none"
+        raise ConfigError(f"weighting {name!r}: unknown option(s) {unknown}; accepted: {accepted}")
+    if config.weights is not None:
+        raise ConfigError(f"weighting {name!r}: weighting.weights applies to 'static' only; remove it")
+    if not uses_gradients and "gradients_on" in config.model_fields_set:
+        raise ConfigError(f"weighting {name!r} takes no gradients; remove weighting.gradients_on")
+    return {**defaults, **config.options}
+
+
+def check_option(ok: bool, config: WeightingConfig, option: str, requirement: str) -> None:
+    """Raise a ConfigError naming the option and what it must be unless ``ok``."""
+    if not ok:
+        value = config.options.get(option)
+        raise ConfigError(f"weighting {config.name!r}: options.{option} must be {requirement}, got {value!r}")
+
+
 def build_balancer(config: WeightingConfig, task_names: list[str]) -> Balancer:
     return BALANCERS.get(config.name)(task_names, config)
+
+
+def stack_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The losses of a batch as one float32 vector, in the dict's order (keeps the graph)."""
+    return torch.stack([loss.float() for loss in losses.values()])
+
+
+def task_index(task_names: list[str], losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Positions in ``task_names`` of the tasks present in a batch (per-task state is indexed by
+    it: a batch holds only the tasks that read its dataset)."""
+    return torch.tensor([task_names.index(name) for name in losses], dtype=torch.long)
