@@ -28,7 +28,9 @@ def build_optimizer(model: torch.nn.Module, extra: torch.nn.Module | None,
         if not param.requires_grad:
             continue
         lr = config.lr if name.startswith("encoder.") else head_lr
-        decay = 0.0 if any(key in name for key in NO_DECAY) else config.weight_decay
+        # Learnable task weights (e.g. log-variances) are not regularised towards zero.
+        no_decay = name.startswith("balancer.") or any(key in name for key in NO_DECAY)
+        decay = 0.0 if no_decay else config.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     param_groups = [{"params": params, "lr": lr, "weight_decay": decay}
                     for (lr, decay), params in groups.items()]

@@ -16,14 +16,14 @@ from safetensors.torch import load_model
 from polytask.atomic import append_line, write_text
 from polytask.config import RunConfig, dump_config
 from polytask.data.batches import GroupStream, collate, to_device
-from polytask.errors import TrainingDiverged
+from polytask.errors import ConfigError, TrainingDiverged
 from polytask.evaluation.evaluate import autocast, evaluate_groups, scalar_metrics, selection_score
 from polytask.sampling.samplers import build_sampler
 from polytask.training import checkpoint
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
 from polytask.training.setup import Prepared, pick_device, prepare
-from polytask.weighting.base import build_balancer
+from polytask.weighting.base import BALANCERS, build_balancer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,15 @@ def plan_steps(config: RunConfig, sizes: dict[str, int]) -> tuple[int, int]:
     steps_per_epoch = max(1, math.ceil(sum(sizes.values()) / per_step))
     total = config.train.max_steps or max(1, math.ceil(config.train.epochs * steps_per_epoch))
     return total, steps_per_epoch
+
+
+def check_combination(config: RunConfig) -> None:
+    """Reject undefined setting combinations at start-up, not mid-run."""
+    balancer = BALANCERS.get(config.weighting.name)
+    if config.train.precision == "fp16" and not balancer.supports_fp16:
+        raise ConfigError(
+            f"weighting {config.weighting.name!r} combines per-task gradients, which fp16 loss "
+            "scaling distorts; use train.precision bf16 or fp32")
 
 
 def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
@@ -188,6 +197,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     """Train every task of ``config``; returns final metrics. Writes into train.output_dir."""
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
+    check_combination(config)
     prepared = prepared or prepare(config)
     out = Path(config.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)

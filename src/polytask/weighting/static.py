@@ -6,13 +6,17 @@ import torch
 
 from polytask.config import WeightingConfig
 from polytask.errors import ConfigError
-from polytask.weighting.base import BALANCERS, Balancer
+from polytask.weighting.base import BALANCERS, Balancer, resolve_options
 
 
 @BALANCERS.register("equal")
 class Equal(Balancer):
     """EW: every task weighs 1. With well-tuned learning rates this is a strong baseline
     (Kurin et al. 2022, "In Defense of the Unitary Scalarization for Deep MTL")."""
+
+    def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
+        super().__init__(task_names, config)
+        resolve_options(config, {})
 
     def weights(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         return {name: 1.0 for name in losses}
@@ -24,6 +28,8 @@ class Static(Balancer):
 
     def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
         super().__init__(task_names, config)
+        if config.options:
+            raise ConfigError("weighting 'static' takes no options; set weighting.weights instead")
         given = config.weights or {}
         unknown = sorted(set(given) - set(task_names))
         if unknown:
