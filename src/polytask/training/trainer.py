@@ -35,6 +35,7 @@ class LoopState:
     best_step: int | None = None
     evals_since_best: int = 0
     streams: dict[str, dict[str, int]] = field(default_factory=dict)
+    sampler: dict[str, Any] = field(default_factory=dict)
     balancer: dict[str, Any] = field(default_factory=dict)
     # Train losses since the last evaluation; checkpointed so a resumed log is identical.
     running: dict[str, list[float]] = field(default_factory=dict)
@@ -143,7 +144,7 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     return config.patience is not None and state.evals_since_best >= config.patience
 
 
-def resume_from(run: Run, objects: dict[str, Any], balancer) -> None:
+def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     found = checkpoint.latest_complete(run.out / "checkpoints")
     if found is None:
         log.warning("--resume: no complete checkpoint in %s; starting from step 0",
@@ -153,6 +154,10 @@ def resume_from(run: Run, objects: dict[str, Any], balancer) -> None:
     run.state = LoopState(**saved)
     for group, stream_state in run.state.streams.items():
         run.streams[group].load_state_dict(stream_state)
+    try:
+        sampler.load_state_dict(run.state.sampler)
+    except ValueError as exc:
+        raise ConfigError(f"--resume: {exc}; resume with the sampler the run started with") from None
     balancer.load_extra_state_dict(run.state.balancer)
     keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
     log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
@@ -166,8 +171,9 @@ def keep_metrics_until(path: Path, step: int) -> None:
         write_text(path, "".join(f"{ln}\n" for ln in lines))
 
 
-def save_state(run: Run, objects: dict[str, Any], balancer) -> None:
+def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
+    run.state.sampler = sampler.state_dict()
     run.state.balancer = balancer.extra_state_dict()
     checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model, objects,
                                asdict(run.state), run.config.train.keep_checkpoints)
@@ -216,7 +222,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     scheduler = build_scheduler(optimizer, config.train, total)
     objects = {"optimizer": optimizer, "scheduler": scheduler, "balancer": balancer}
     if resume:
-        resume_from(run, objects, balancer)
+        resume_from(run, objects, sampler, balancer)
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
@@ -230,7 +236,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
             if has_dev and (run.state.step % eval_every == 0 or last):
                 stop = evaluate_and_select(run, balancer, weights, scheduler.get_last_lr()[0])
             if run.state.step % save_every == 0 or last or stop:
-                save_state(run, objects, balancer)
+                save_state(run, objects, sampler, balancer)
             if stop:
                 log.info("early stopping at step %d: no improvement in %d evaluations",
                          run.state.step, config.train.patience)
