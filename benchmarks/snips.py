@@ -3,7 +3,9 @@
 Trains on train, selects on dev, reports test intent accuracy, slot F1 (seqeval), sentence
 accuracy (both right for the same utterance), wall time and throughput; mean ± std over seeds.
 Every finished run is written to <out>/<variant>-seed<k>.json as it ends, and a rerun skips it,
-so the full benchmark survives interruptions.
+so the full benchmark survives interruptions; an interrupted run resumes from its newest
+checkpoint. Several workers may share one --out (each run is claimed with a lock file), e.g.
+two 1-thread workers on a 2-core machine.
 
     python benchmarks/snips.py --data ../shared/data/snips --quick        # 1 seed, joint only
     python benchmarks/snips.py --data ../shared/data/snips --seeds 3      # joint + 2 baselines
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import statistics
 import time
@@ -93,6 +96,23 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def claim(lock: Path) -> bool:
+    """Take a run for this worker; several workers can share one --out. A lock whose process
+    is gone (an interrupted worker) is taken over."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return claim(lock)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/snips"))
@@ -115,11 +135,13 @@ def main() -> None:
     for seed in seeds:
         for variant in variants:
             target = args.out / f"{variant}-seed{seed}.json"
-            if target.exists():
-                logging.info("skip %s (done)", target)
+            lock = target.with_suffix(".lock")
+            if target.exists() or not claim(lock):
+                logging.info("skip %s (done or taken by another worker)", target)
                 continue
             row = run_one(args.data.resolve(), variant, seed, args.out, args)
             write_text(target, json.dumps(row, indent=2))
+            lock.unlink(missing_ok=True)
             # Optimizer-state checkpoints are only for resuming this run: free the disk.
             shutil.rmtree(args.out / "runs" / f"{variant}-seed{seed}" / "checkpoints", ignore_errors=True)
             logging.info("%s seed %d: %s", variant, seed, {k: row["test"].get(k) for k in REPORTED})
