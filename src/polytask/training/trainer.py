@@ -155,7 +155,8 @@ def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     for group, stream_state in run.state.streams.items():
         run.streams[group].load_state_dict(stream_state)
     try:
-        sampler.load_state_dict(run.state.sampler)
+        if run.state.sampler:  # checkpoints from before samplers were saved have none
+            sampler.load_state_dict(run.state.sampler)
     except ValueError as exc:
         raise ConfigError(f"--resume: {exc}; resume with the sampler the run started with") from None
     balancer.load_extra_state_dict(run.state.balancer)
