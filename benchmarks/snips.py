@@ -85,7 +85,25 @@ def summarise(rows: list[dict]) -> str:
         wall = statistics.mean(r["wall_s"] for r in done)
         speed = statistics.mean(r["utterances_per_s"] for r in done)
         lines.append(f"| {variant} | {len(done)} | " + " | ".join(cells) + f" | {wall:.0f} | {speed:.1f} |")
+    if deltas := delta_m(rows):
+        lines.append(f"\nΔm of joint vs single-task baselines (test, %): {_mean_std(deltas)} "
+                     f"over {len(deltas)} seed(s)")
     return "\n".join(lines)
+
+
+def delta_m(rows: list[dict]) -> list[float]:
+    """Δm (%) of the joint model vs the single-task baselines of the same seed: the mean over
+    tasks of the relative change of each task's primary metric (Maninis et al. 2019)."""
+    by_key = {(r["variant"], r["seed"]): r["test"] for r in rows}
+    values = []
+    for (variant, seed), joint in by_key.items():
+        intent, slot = by_key.get(("intent_only", seed)), by_key.get(("slot_only", seed))
+        if variant != "joint" or intent is None or slot is None:
+            continue
+        changes = [(joint["intent/accuracy"] - intent["intent/accuracy"]) / intent["intent/accuracy"],
+                   (joint["slots/f1"] - slot["slots/f1"]) / slot["slots/f1"]]
+        values.append(100 * sum(changes) / len(changes))
+    return values
 
 
 def _mean_std(values: list[float]) -> str:
