@@ -66,6 +66,28 @@ class TaskConfig(Strict):
     crf: bool = Field(False, description="token classification: CRF layer + Viterbi decoding")
 
 
+class SharingConfig(Strict):
+    """How the tasks share the encoder (``polytask.sharing``). ``sharing: soft`` or
+    ``{name: soft, options: {lambda: 0.01}}``; options may also sit next to ``name``. Each
+    strategy checks its own options (unknown ones are errors that list the accepted ones)."""
+
+    name: str = "hard"
+    options: dict[str, Any] = Field(default_factory=dict, description="strategy-specific options")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and set(value) - {"name", "options"}:
+            inline = {k: v for k, v in value.items() if k not in ("name", "options")}
+            options = value.get("options") or {}
+            if not isinstance(options, dict):
+                return value  # pydantic reports the bad options value
+            return {"name": value.get("name", "hard"), "options": {**options, **inline}}
+        return value
+
+
 class ModelConfig(Strict):
     encoder: str = Field(
         "embedded", description="'embedded' (packaged all-MiniLM-L6-v2), a local dir, or a hub name"
@@ -74,6 +96,8 @@ class ModelConfig(Strict):
     max_length: int = Field(128, gt=2)
     pooling: Literal["cls", "mean"] = "cls"
     head_dropout: float = Field(0.1, ge=0, lt=1)
+    sharing: SharingConfig = Field(default_factory=SharingConfig,
+                                   description="sharing strategy: hard (default), soft, lora...")
 
 
 class SamplerConfig(Strict):

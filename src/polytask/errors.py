@@ -17,6 +17,10 @@ class ModelDirError(PolytaskError):
     pass
 
 
+class CheckpointError(PolytaskError):
+    """A checkpoint or output directory cannot be read or written safely."""
+
+
 class TrainingDiverged(PolytaskError):
     """A loss became NaN/inf; raised before the optimizer step so weights stay finite."""
 

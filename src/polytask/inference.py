@@ -13,6 +13,7 @@ from polytask.data.validation import validate
 from polytask.errors import ConfigError, DataIssue, DataValidationError
 from polytask.evaluation.evaluate import run_tasks, score_tasks
 from polytask.models.multitask import MultiTaskModel
+from polytask.models.predictor import Predictor
 from polytask.training.setup import pick_device
 
 
@@ -50,7 +51,7 @@ def read_inputs(path: Path) -> list[Record]:
     return records
 
 
-def predict_records(model: MultiTaskModel, records: list[Record], tasks: list[str] | None = None,
+def predict_records(model: Predictor, records: list[Record], tasks: list[str] | None = None,
                     batch_size: int = 64) -> list[dict[str, Any]]:
     """Every requested task's prediction for each record, one encoder pass per batch."""
     names = tasks or list(model.tasks)

@@ -12,6 +12,7 @@ import torch
 from polytask.data.batches import collate, to_device
 from polytask.data.features import Feature
 from polytask.models.multitask import MultiTaskModel
+from polytask.models.predictor import Predictor, predictor_device
 from polytask.tasks.base import Task
 
 
@@ -23,10 +24,11 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def run_tasks(model: MultiTaskModel, features: list[Feature], tasks: list[Task], batch_size: int,
+def run_tasks(model: Predictor, features: list[Feature], tasks: list[Task], batch_size: int,
               precision: str = "fp32", explain: bool = False) -> dict[str, dict[str, Any]]:
-    """Every task's predictions (and scores) for ``features``, from one encoder pass per batch."""
-    device = next(model.parameters()).device
+    """Every task's predictions (and scores) for ``features``, from one encoder pass per batch.
+    ``model`` is a MultiTaskModel or any other Predictor (e.g. the ONNX Runtime runner)."""
+    device = predictor_device(model)
     was_training = model.training
     model.eval()
     order = sorted(range(len(features)), key=lambda i: len(features[i]))

@@ -113,7 +113,7 @@ class MultiTaskModel(nn.Module):
         model = cls(encoder, tokenizer, tasks, model_config)
         try:
             load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
-        except (OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type too
             raise ModelDirError(f"{directory / WEIGHTS_FILE}: weights do not fit the model ({exc})") from None
         return model.to(device).eval()
 

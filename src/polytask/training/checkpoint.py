@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
 import re
 import shutil
@@ -22,6 +23,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from polytask.atomic import atomic_dir
+from polytask.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,14 @@ def latest_complete(directory: Path) -> Path | None:
 def load_checkpoint(path: Path, model: torch.nn.Module, objects: dict[str, Any],
                     device: torch.device) -> dict[str, Any]:
     load_model(model, str(path / "model.safetensors"), strict=True, device=str(device))
-    # weights_only=True: a checkpoint can carry tensors and plain data, never code to run.
-    tensors = torch.load(path / "state.pt", map_location=device, weights_only=True)
+    try:
+        # weights_only=True: a checkpoint can carry tensors and plain data, never code to run.
+        tensors = torch.load(path / "state.pt", map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path / 'state.pt'}: refused, it holds objects other than tensors and plain data "
+            f"(loading it could run code). Delete this checkpoint to resume from an older one. ({exc})"
+        ) from None
     for name, obj in objects.items():
         obj.load_state_dict(tensors[name])
     rng = tensors["rng"]

@@ -16,7 +16,7 @@ from safetensors.torch import load_model
 from polytask.atomic import append_line, write_text
 from polytask.config import RunConfig, dump_config
 from polytask.data.batches import GroupStream, collate, to_device
-from polytask.errors import ConfigError, TrainingDiverged
+from polytask.errors import CheckpointError, ConfigError, TrainingDiverged
 from polytask.evaluation.evaluate import autocast, evaluate_groups, scalar_metrics, selection_score
 from polytask.sampling.samplers import build_sampler
 from polytask.training import checkpoint
@@ -136,7 +136,11 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     balancer.on_evaluation(metrics, state.step)
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
-        run.prepared.model.save_pretrained(run.out / "model")
+        try:
+            run.prepared.model.save_pretrained(run.out / "model")
+        except OSError as exc:
+            raise CheckpointError(f"step {state.step}: the best model could not be written "
+                                  f"({exc.strerror}); the previous {run.out / 'model'} is intact") from None
         log.info("step %d: new best %s = %.4f, saved %s", state.step, config.select_on, score,
                  run.out / "model")
     else:
@@ -176,8 +180,13 @@ def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
     run.state.sampler = sampler.state_dict()
     run.state.balancer = balancer.extra_state_dict()
-    checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model, objects,
-                               asdict(run.state), run.config.train.keep_checkpoints)
+    try:
+        checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model,
+                                   objects, asdict(run.state), run.config.train.keep_checkpoints)
+    except OSError as exc:
+        raise CheckpointError(
+            f"step {run.state.step}: the checkpoint could not be written ({exc.strerror}); earlier "
+            f"checkpoints in {run.out / 'checkpoints'} are intact, free space and --resume") from None
 
 
 def finish(run: Run) -> dict[str, Any]:
@@ -207,8 +216,12 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     check_combination(config)
     prepared = prepared or prepare(config)
     out = Path(config.train.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", dump_config(config))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.yaml", dump_config(config))
+    except OSError as exc:
+        raise CheckpointError(f"train.output_dir {out}: cannot write there ({exc.strerror}); "
+                              "choose a writable directory with free space") from None
     device = pick_device(config.train.device)
     model = prepared.model.to(device)
     train_features = prepared.features["train"]
