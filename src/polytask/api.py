@@ -25,11 +25,17 @@ def demo_config_path() -> Path:
 
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
-          resume: bool = False) -> dict[str, Any]:
-    """Train every task of a config (a RunConfig, a YAML path, or a dict)."""
+          resume: bool = False, init_from: str | Path | None = None) -> dict[str, Any]:
+    """Train every task of a config (a RunConfig, a YAML path, or a dict); with ``init_from``
+    continue training a saved model, promoted only if no task's dev score drops (see
+    ``train.promotion_tolerance``); the decision is in ``results["promotion"]``."""
+    from polytask.evaluation.report import write_report_quietly
     from polytask.training.trainer import train as run_training
 
-    return run_training(_config(config, overrides), resume=resume)
+    run_config = _config(config, overrides)
+    results = run_training(run_config, resume=resume, init_from=init_from)
+    write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
+    return results
 
 
 def validate_data(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> dict:
@@ -57,3 +63,26 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
         else:
             records.append(Record("<inputs>", i + 1, text=str(item)))
     return predict_records(load_model(model_dir), records, tasks)
+
+
+def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str | Path | None = None,
+                overrides: list[str] | None = None, **options: Any) -> dict[str, Any]:
+    """Task x task relatedness matrices and a grouping suggestion (see polytask.analysis)."""
+    from polytask.analysis import relatedness as measure
+
+    return measure(_config(config, overrides), steps=steps, out=out, **options)
+
+
+def bench(config: RunConfig | str | Path | dict, methods: list[str], seeds: int = 3,
+          out: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """STL baselines and each MTL method over seeds: Δm table, results.md/csv, report.html."""
+    from polytask.evaluation.bench import bench as run_bench
+
+    return run_bench(_config(config, overrides), methods, seeds, out)
+
+
+def report(run_dir: str | Path, relatedness: str | Path | None = None) -> Path:
+    """(Re)build RUN_DIR/report.html from the run's metrics, relatedness and bench files."""
+    from polytask.evaluation.report import build_report
+
+    return build_report(run_dir, relatedness)

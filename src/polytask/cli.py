@@ -41,11 +41,27 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 @app.command()
 def train(config: ConfigArg, set_: SetOpt = None,
           resume: Annotated[bool, typer.Option(help="continue from the newest complete checkpoint")] = False,
+          init_from: Annotated[Optional[Path], typer.Option(
+              help="continue training this saved model; promoted only if no dev score drops")] = None,
           ) -> None:
     """Train every task in CONFIG; the best model is saved to <output_dir>/model."""
     from polytask.api import train as run
 
-    run(config, set_ or [], resume=resume)
+    results = run(config, set_ or [], resume=resume, init_from=init_from)
+    if decision := results.get("promotion"):
+        verdict = "[green]promoted[/]" if decision["promoted"] else "[yellow]not promoted[/] (init model kept)"
+        out.print(f"new model {verdict}; details in promotion.json")
+
+
+@app.command()
+def tune(config: ConfigArg, trials: Annotated[Optional[int], typer.Option(help="total trials (default: tune.trials)")] = None,
+         set_: SetOpt = None) -> None:
+    """Search hyperparameters (Optuna TPE + median pruning); rerun to continue the study."""
+    from polytask.tuning import tune as run_search
+
+    result = run_search(config, trials, set_ or [])
+    out.print(f"best score {result['best_value']:.4f} with {result['best_params']}; "
+              f"config written to {result['best_config']} ({result['trials']} trials in the study)")
 
 
 @app.command()
@@ -114,10 +130,104 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
         sys.stdout.write(lines)
 
 
+@app.command()
+def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model directory (with --onnx: an export)")],
+          host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          onnx: Annotated[bool, typer.Option("--onnx", help="MODEL_DIR is from `polytask export --onnx`")] = False,
+          max_batch: Annotated[int, typer.Option(help="inputs per micro-batch")] = 32,
+          max_wait_ms: Annotated[float, typer.Option(help="how long a micro-batch waits to fill")] = 5,
+          max_queue: Annotated[int, typer.Option(help="waiting requests before 503")] = 256,
+          max_inputs: Annotated[int, typer.Option(help="inputs per request before 413")] = 64,
+          max_chars: Annotated[int, typer.Option(help="characters per input before 413")] = 2000) -> None:
+    """Serve every task of MODEL_DIR over HTTP: POST /predict, GET /health, /metadata, /docs."""
+    import uvicorn
+
+    from polytask.serving import create_app
+
+    server = create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                        max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars)
+    uvicorn.run(server, host=host, port=port, log_level="info")
+
+
+@app.command()
+def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
+           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")]) -> None:
+    """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
+    from polytask.serving.onnx_export import export_onnx
+
+    export_onnx(model_dir, onnx)
+    out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
+
+
+@app.command()
+def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
+         as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False) -> None:
+    """Model card: sharing strategy, total/trainable parameters, and per task the parameters
+    it uses (shared with every other task + its own)."""
+    from rich.table import Table
+
+    from polytask.models.card import model_card
+    from polytask.models.multitask import MultiTaskModel
+
+    card = model_card(MultiTaskModel.from_pretrained(model_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(card, indent=2) + "\n")
+        return
+    encoder, sharing, params = card["encoder"], card["sharing"], card["parameters"]
+    out.print(f"[bold]{model_dir}[/]: {encoder['type']} encoder, {encoder['layers']} layers, "
+              f"hidden {encoder['hidden_size']}")
+    out.print(f"sharing: [bold]{sharing['name']}[/] {json.dumps(sharing['options']) if sharing['options'] else ''}")
+    out.print(f"parameters: {params['total']:,} total, {params['trainable']:,} trainable")
+    table = Table("task", "type", "shared", "own", "total")
+    for name, row in card["tasks"].items():
+        table.add_row(name, row["type"], f"{row['shared']:,}", f"{row['own']:,}", f"{row['total']:,}")
+    out.print(table)
+
+
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="output directory")]
+
+
+@app.command("relatedness")
+def relatedness_cmd(config: ConfigArg, set_: SetOpt = None, out_dir: OutOpt = None,
+                    steps: Annotated[int, typer.Option(help="training steps for the model-based signals (0: none)")] = 25,
+                    ) -> None:
+    """How related the tasks of CONFIG are: matrices, heatmaps, a grouping (default --out <output_dir>/relatedness)."""
+    from polytask.api import _config, relatedness
+
+    run_config = _config(config, set_ or [])
+    target = out_dir or Path(run_config.train.output_dir) / "relatedness"
+    result = relatedness(run_config, steps=steps, out=target)
+    groups = f"suggested groups: {result['groups']}" if result["groups"] else "no grouping without --steps"
+    out.print(f"[green]relatedness written to {target}[/]; {groups}")
+
+
+@app.command("bench")
+def bench_cmd(config: ConfigArg, set_: SetOpt = None, out_dir: OutOpt = None,
+              methods: Annotated[str, typer.Option(help="comma-separated: ew, uw, or any weighting name")] = "ew,uw,famo,pcgrad",
+              seeds: Annotated[int, typer.Option(help="seeds per method and per STL baseline")] = 3) -> None:
+    """STL baselines vs MTL methods over seeds; Δm table (default --out <output_dir>/bench). Resumable."""
+    from polytask.api import bench
+
+    summary = bench(config, [m.strip() for m in methods.split(",") if m.strip()], seeds, out_dir, set_ or [])
+    for name, entry in summary["methods"].items():
+        out.print(f"{name}: Δm {entry['delta_m_mean']:+.2f} ± {entry['delta_m_std']:.2f} %")
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a training, relatedness or bench output directory")],
+               relatedness: Annotated[Optional[Path], typer.Option(help="a relatedness.json to include")] = None) -> None:
+    """(Re)build RUN_DIR/report.html: curves, weights, conflicts, relatedness, Δm, Pareto."""
+    from polytask.api import report
+
+    out.print(f"[green]report[/]: {report(run_dir, relatedness)}")
+
+
 @app.command("list")
 def list_members() -> None:
     """Every registered member of each pluggable family."""
     import polytask.sampling  # noqa: F401 - registers samplers
+    import polytask.sharing  # noqa: F401 - registers sharing strategies
     import polytask.tasks  # noqa: F401 - registers task types
     import polytask.weighting  # noqa: F401 - registers balancers
     from polytask.registry import ALL

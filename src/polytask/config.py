@@ -141,6 +141,44 @@ class TrainConfig(Strict):
     device: str = Field("auto", description="auto picks cuda > mps > cpu")
     num_threads: int | None = Field(None, gt=0)
     progress: bool = True
+    stl_baselines: dict[str, float] | None = Field(
+        None, description="dev primary metric of each task trained alone; a task that stays below "
+        "it raises a negative-transfer alarm")
+    alarm_patience: int = Field(3, ge=1, description="consecutive evaluations a gradient conflict "
+                                "(negative cosine) or a below-baseline score must last to alarm")
+    promotion_tolerance: float = Field(
+        0.0, ge=0, description="--init-from: the largest drop of any task's primary dev metric "
+        "(absolute units; a rise for lower-is-better metrics) that still promotes the new model")
+
+
+class SearchDimension(Strict):
+    """One hyperparameter of a search: the config key it sets and the values it may take."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchDimension:
+        if self.type == "categorical" and not self.choices:
+            raise ValueError("a categorical dimension needs choices: [...]")
+        if self.type != "categorical" and (self.low is None or self.high is None or self.low > self.high):
+            raise ValueError("a float/int dimension needs low <= high")
+        return self
+
+
+class TuneConfig(Strict):
+    """``polytask tune``: Optuna TPE search with median pruning over these config keys."""
+
+    space: dict[str, SearchDimension] = Field(
+        min_length=1, description="dotted config key -> dimension, e.g. train.lr: {type: float, ...}")
+    trials: int = Field(10, ge=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
+    study_name: str = "polytask"
+    pruning_startup_trials: int = Field(
+        2, ge=0, description="finished trials before the median pruner starts pruning")
 
 
 class RunConfig(Strict):
@@ -150,6 +188,7 @@ class RunConfig(Strict):
     sampler: SamplerConfig = SamplerConfig()
     weighting: WeightingConfig = WeightingConfig()
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig | None = None
 
     @field_validator("sampler", "weighting", mode="before")
     @classmethod
@@ -168,6 +207,9 @@ class RunConfig(Strict):
                     f"task {task.name!r} uses dataset {task.dataset!r}, which is not defined "
                     f"under datasets: (defined: {', '.join(self.datasets)})"
                 )
+        unknown = sorted(set(self.train.stl_baselines or {}) - seen)
+        if unknown:
+            raise ValueError(f"train.stl_baselines names unknown task(s) {unknown}; tasks: {sorted(seen)}")
         head = self.train.select_on.split("/")[0]
         if self.train.select_on != "mean" and head not in seen and head not in self.datasets:
             raise ValueError(

@@ -81,11 +81,12 @@ def test_upgrad_lies_in_the_dual_cone(seed, tasks, dims):
     """d·g_i >= 0 for every task, relative to the gradients' scale (when the dual cone is {0},
     d is ~0 and only an absolute bound makes sense). The projection regularises the Gramian by
     reg_eps (as torchjd's own projector does), which costs up to ~reg_eps in relative terms;
-    with a tiny reg_eps the guarantee holds to 1e-6."""
+    with a tiny reg_eps it holds to ~1e-5 (float32 and the QP solver's tolerance; a real
+    violation is of order 1)."""
     g = jacobian(seed, tasks, dims)
     d, _ = aggregate("upgrad", g, reg_eps=1e-10)
     inner = (g @ d) / (g.norm(dim=1) * g.norm(dim=1).max())
-    assert bool((inner >= -1e-6).all()), inner
+    assert bool((inner >= -1e-5).all()), inner
 
 
 @SETTINGS

@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 from polytask.atomic import atomic_dir
 from polytask.config import ModelConfig, TaskConfig
 from polytask.errors import ModelDirError
+from polytask.sharing.base import build_sharing
 from polytask.tasks.base import Task, build_task
 
 FORMAT_VERSION = 1
@@ -45,6 +46,7 @@ class MultiTaskModel(nn.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.tasks = {task.name: task for task in tasks}
+        self.sharing = build_sharing(config.sharing, encoder, tasks)
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict(
             {task.name: task.build_head(hidden, config.head_dropout) for task in tasks}
@@ -53,26 +55,43 @@ class MultiTaskModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None,
                 tasks: list[str] | None = None, return_features: bool = False):
-        """Logits of each requested task (all by default) from one encoder pass; with
-        ``return_features`` also the shared features (the encoder's last hidden states) that
-        every head reads, for balancers that work on feature gradients."""
+        """Logits of each requested task (all by default) from one pass of the sharing strategy
+        (one encoder pass for hard sharing); with ``return_features`` also the features the
+        balancers take gradients on: the strategy's shared tensor, or, where it has none, the
+        list of distinct per-task feature tensors (enough for ``gradients_on: parameters``)."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**inputs).last_hidden_state
-        pooled = None
+        names = tasks or list(self.tasks)
+        needed = self.sharing.required_tasks(names)
+        shared = self.sharing(inputs, needed)
+        pooled: dict[int, torch.Tensor] = {}  # one pooling per distinct feature tensor
         outputs = {}
-        for name in tasks or list(self.tasks):
-            if self.tasks[name].level == "token":
-                outputs[name] = self.heads[name](hidden)
-            else:
-                if pooled is None:
-                    pooled = pool(hidden, attention_mask, self.config.pooling)
-                outputs[name] = self.heads[name](pooled)
-        return (outputs, hidden) if return_features else outputs
+        for name in needed:
+            features = shared.per_task[name]
+            if self.tasks[name].level != "token":
+                features = shared.pooled.get(name)
+                if features is None:
+                    hidden = shared.per_task[name]
+                    if id(hidden) not in pooled:
+                        pooled[id(hidden)] = pool(hidden, attention_mask, self.config.pooling)
+                    features = pooled[id(hidden)]
+            features = self.sharing.head_input(name, features, outputs, attention_mask)
+            outputs[name] = self.heads[name](features)
+        outputs = {name: outputs[name] for name in names}
+        if not return_features:
+            return outputs
+        if shared.shared is not None:
+            return outputs, shared.shared
+        return outputs, list({id(t): t for t in (shared.per_task[n] for n in names)}.values())
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.encoder.parameters() if p.requires_grad]
+        return self.sharing.shared_parameters()
+
+    def parameters_for(self, task: str) -> list[nn.Parameter]:
+        """Every parameter ``task``'s prediction depends on (for the model card)."""
+        heads = [p for name in self.sharing.required_tasks([task]) for p in self.heads[name].parameters()]
+        return self.sharing.parameters_for(task) + heads
 
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict[str, Any]:

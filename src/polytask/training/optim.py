@@ -6,6 +6,7 @@ import torch
 from transformers import get_scheduler
 
 from polytask.config import TrainConfig
+from polytask.sharing.base import ENCODER_PREFIXES
 
 OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
@@ -27,7 +28,7 @@ def build_optimizer(model: torch.nn.Module, extra: torch.nn.Module | None,
     for name, param in named:
         if not param.requires_grad:
             continue
-        lr = config.lr if name.startswith("encoder.") else head_lr
+        lr = config.lr if name.startswith(ENCODER_PREFIXES) else head_lr
         # Learnable task weights (e.g. log-variances) are not regularised towards zero.
         no_decay = name.startswith("balancer.") or any(key in name for key in NO_DECAY)
         decay = 0.0 if no_decay else config.weight_decay

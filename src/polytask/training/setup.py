@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from polytask.data.validation import validate
 from polytask.models.encoder import load_encoder
 from polytask.models.multitask import MultiTaskModel
 from polytask.tasks.base import Task, build_task
+from polytask.training.promotion import load_init_model
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
@@ -63,19 +65,26 @@ def fit_tasks(config: RunConfig, records: dict[str, dict[str, list[Record]]]) ->
     return tasks
 
 
-def prepare(config: RunConfig, splits: tuple[str, ...] = SPLITS) -> Prepared:
-    """Validate all data first (nothing is written on bad input), then build the model."""
+def prepare(config: RunConfig, splits: tuple[str, ...] = SPLITS,
+            init_from: str | Path | None = None) -> Prepared:
+    """Validate all data first (nothing is written on bad input), then build the model, or
+    with ``init_from`` load that saved model to continue training it (training/promotion.py)."""
     records = validate(config, splits)
     tasks = fit_tasks(config, records)
-    encoder, tokenizer = load_encoder(config.model)
-    seed_everything(config.train.seed)  # head initialisation depends on the seed only
-    model = MultiTaskModel(encoder, tokenizer, tasks, config.model)
+    if init_from is not None:
+        model = load_init_model(init_from, tasks, config)
+        seed_everything(config.train.seed)
+    else:
+        encoder, tokenizer = load_encoder(config.model)
+        seed_everything(config.train.seed)  # head initialisation depends on the seed only
+        model = MultiTaskModel(encoder, tokenizer, tasks, config.model)
+    tokenizer = model.tokenizer
     groups = {name: [model.tasks[t.name] for t in config.tasks_of(name)] for name in config.datasets}
     prepared = Prepared(config, model, groups)
     for split in splits:
         prepared.features[split] = {
             group: build_features(records[group].get(split, []), group_tasks, tokenizer,
-                                  config.model.max_length, with_targets=split == "train")
+                                  model.config.max_length, with_targets=split == "train")
             for group, group_tasks in groups.items()
         }
     sizes = {g: len(f) for g, f in prepared.features["train"].items()}

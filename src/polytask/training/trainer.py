@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from polytask.atomic import append_line, write_text
 from polytask.config import RunConfig, dump_config
 from polytask.data.batches import GroupStream, collate, to_device
 from polytask.errors import CheckpointError, ConfigError, TrainingDiverged
+from polytask.evaluation.alarms import check_alarms
 from polytask.evaluation.evaluate import autocast, evaluate_groups, scalar_metrics, selection_score
 from polytask.sampling.samplers import build_sampler
-from polytask.training import checkpoint
+from polytask.sharing.base import check_sharing
+from polytask.training import checkpoint, promotion
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
 from polytask.training.setup import Prepared, pick_device, prepare
@@ -52,6 +55,9 @@ class Run:
     total_steps: int
     steps_per_epoch: int
     state: LoopState = field(default_factory=LoopState)
+    # Called after each evaluation with (step, selection score, metrics); hyperparameter
+    # search uses it to report intermediate values and to prune (by raising).
+    on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -73,6 +79,9 @@ def check_combination(config: RunConfig) -> None:
         raise ConfigError(
             f"weighting {config.weighting.name!r} combines per-task gradients, which fp16 loss "
             "scaling distorts; use train.precision bf16 or fp32")
+    # Gradient methods take gradients w.r.t. the shared features unless told otherwise.
+    feature_gradients = not balancer.supports_fp16 and config.weighting.gradients_on == "features"
+    check_sharing(config.model.sharing, config.tasks, feature_gradients)
 
 
 def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
@@ -109,6 +118,10 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
             weights.update(balancer.backward(losses, model.shared_parameters(), features))
         for name, loss in losses.items():
             run.state.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
+    penalty = model.sharing.regularization()
+    if penalty is not None:  # e.g. soft sharing's pull between encoder copies: once per step
+        penalty.backward()
+        weights["sharing/penalty"] = float(penalty.detach())
     params = [p for group in optimizer.param_groups for p in group["params"]]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     if not torch.isfinite(norm):
@@ -132,8 +145,12 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
             **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.state.running.items() if v},
             **{k: round(v, 6) for k, v in weights.items()}, "score": score}
     run.state.running.clear()
+    if alarms := check_alarms(line, run.out / "metrics.jsonl", run.prepared.tasks, config):
+        line["alarms"] = alarms
     append_line(run.out / "metrics.jsonl", json.dumps(line))
     balancer.on_evaluation(metrics, state.step)
+    if run.on_evaluation is not None:
+        run.on_evaluation(state.step, score, metrics)
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
         try:
@@ -209,12 +226,19 @@ def finish(run: Run) -> dict[str, Any]:
     return results
 
 
-def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
-    """Train every task of ``config``; returns final metrics. Writes into train.output_dir."""
+def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = None,
+          init_from: str | Path | None = None,
+          on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None = None,
+          ) -> dict[str, Any]:
+    """Train every task of ``config``; returns final metrics. Writes into train.output_dir.
+    With ``init_from`` (a saved model) training continues from it, and the result replaces it
+    only if it passes the promotion gate (training/promotion.py)."""
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     check_combination(config)
-    prepared = prepared or prepare(config)
+    if init_from is not None:
+        promotion.check_init_run(config, init_from)
+    prepared = prepared or prepare(config, init_from=init_from)
     out = Path(config.train.output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +252,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     streams = {g: GroupStream(g, f, config.train.batch_size, config.train.seed, config.train.group_by_length)
                for g, f in train_features.items() if f}
     total, per_epoch = plan_steps(config, {g: len(s.features) for g, s in streams.items()})
-    run = Run(prepared, out, device, streams, total, per_epoch)
+    run = Run(prepared, out, device, streams, total, per_epoch, on_evaluation=on_evaluation)
     sampler = build_sampler(config.sampler, {g: len(s.features) for g, s in streams.items()},
                             config.train.seed, total)
     balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
@@ -255,4 +279,8 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
                 log.info("early stopping at step %d: no improvement in %d evaluations",
                          run.state.step, config.train.patience)
                 break
-    return finish(run)
+    results = finish(run)
+    if init_from is not None:
+        results["promotion"] = promotion.gate(prepared, out, init_from, results.get("dev", {}), device)
+        write_text(out / "results.json", json.dumps(results, indent=2, default=str))
+    return results

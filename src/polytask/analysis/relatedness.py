@@ -1,0 +1,114 @@
+"""``polytask relatedness``: every relatedness signal as a task x task matrix, a grouping
+suggestion, and the files to look at (relatedness.json, one CSV and one heatmap per signal)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from polytask.analysis.gradients import draw_probe, mean_signals, measure
+from polytask.analysis.grouping import suggest_groups
+from polytask.analysis.statistics import statistical_signals, task_examples
+from polytask.atomic import write_text
+from polytask.config import RunConfig
+from polytask.data.batches import GroupStream
+from polytask.data.validation import validate
+from polytask.sampling.samplers import build_sampler
+from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.setup import Prepared, pick_device, prepare
+from polytask.weighting.base import build_balancer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTIONS = {
+    "vocab_jaccard": "Jaccard index of the training vocabularies (1 = same word types)",
+    "vocab_jsd": "Jensen-Shannon divergence of word distributions (0 = identical; lower = closer)",
+    "input_overlap": "share of identical training inputs, over the smaller task",
+    "label_nmi": "normalised mutual information of the labels on shared inputs",
+    "gradient_cosine": "mean cosine of task gradients w.r.t. the shared features (same inputs)",
+    "parameter_cosine": "mean cosine of task gradients w.r.t. the shared parameters",
+    "tag_affinity": "TAG affinity: relative drop of column task's loss after a look-ahead step "
+                    "on row task's loss (> 0 = row helps column)",
+}
+
+
+def model_signals(config: RunConfig, steps: int, prepared: Prepared | None = None,
+                  lookahead_lr: float | None = None) -> dict[str, np.ndarray]:
+    """Run ``steps`` steps of the real trainer components, measuring before each step."""
+    from polytask.training.trainer import Run, plan_steps, train_step
+
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepared or prepare(config, ("train",))
+    device = pick_device(config.train.device)
+    model = prepared.model.to(device)
+    features = {g: f for g, f in prepared.features["train"].items() if f}
+    seed, size = config.train.seed, config.train.batch_size
+    streams = {g: GroupStream(g, f, size, seed, config.train.group_by_length) for g, f in features.items()}
+    probes = {g: GroupStream(g, f, size, seed + 1, config.train.group_by_length) for g, f in features.items()}
+    total, per_epoch = plan_steps(config, {g: len(f) for g, f in features.items()})
+    run = Run(prepared, Path(config.train.output_dir), device, streams, total, per_epoch)
+    sampler = build_sampler(config.sampler, {g: len(f) for g, f in features.items()}, seed, total)
+    balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
+    optimizer = build_optimizer(model, balancer, config.train)
+    scheduler = build_scheduler(optimizer, config.train, total)
+    samples = []
+    for _ in range(steps):
+        model.eval()  # no dropout while measuring: the look-ahead differences are small
+        samples.append(measure(prepared, draw_probe(prepared, probes, device), lookahead_lr or config.train.lr))
+        train_step(run, sampler, balancer, optimizer, scheduler)
+        run.state.step += 1
+    return mean_signals(samples)
+
+
+def relatedness(config: RunConfig, steps: int = 25, out: str | Path | None = None,
+                prepared: Prepared | None = None, lookahead_lr: float | None = None) -> dict[str, Any]:
+    """Relatedness of every pair of tasks of ``config``; writes files into ``out`` if given.
+
+    ``steps=0`` skips the model-based signals (and so the grouping suggestion).
+    """
+    names = [t.name for t in config.tasks]
+    records = validate(config, ("train",))
+    signals = statistical_signals(task_examples(config, records))
+    if steps > 0:
+        signals.update(model_signals(config, steps, prepared, lookahead_lr))
+    basis = "tag_affinity" if "tag_affinity" in signals else None
+    result: dict[str, Any] = {
+        "tasks": names, "steps": steps,
+        "signals": {key: {"description": DESCRIPTIONS[key], "matrix": _jsonable(m)} for key, m in signals.items()},
+        "groups": suggest_groups(names, signals[basis]) if basis else None,
+        "grouping_signal": basis,
+    }
+    if out is not None:
+        write_outputs(Path(out), result)
+    return result
+
+
+def _jsonable(matrix: np.ndarray) -> list[list[float | None]]:
+    return [[None if not np.isfinite(v) else float(f"{v:.6g}") for v in row] for row in matrix]  # affinities ~1e-6
+
+
+def write_outputs(out: Path, result: dict[str, Any]) -> None:
+    from polytask.evaluation.plots import heatmap
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "relatedness.json", json.dumps(result, indent=2))
+    names = result["tasks"]
+    for key, signal in result["signals"].items():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["task", *names])
+        for name, row in zip(names, signal["matrix"]):
+            writer.writerow([name, *("" if v is None else v for v in row)])
+        write_text(out / f"{key}.csv", buffer.getvalue())
+        matrix = np.array([[np.nan if v is None else v for v in row] for row in signal["matrix"]])
+        diverging = key in ("gradient_cosine", "parameter_cosine", "tag_affinity")
+        (out / f"{key}.png").write_bytes(heatmap(matrix, names, signal["description"], diverging))
+    log.info("relatedness written to %s (groups: %s)", out, result["groups"])

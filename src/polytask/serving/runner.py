@@ -1,0 +1,49 @@
+"""One micro-batch of requests -> one ``predict_records`` call -> each request's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from polytask.data.records import Record
+from polytask.inference import predict_records
+from polytask.models.predictor import Predictor
+from polytask.serving.batcher import Job
+
+
+def truncated_flags(tokenizer: PreTrainedTokenizerBase, records: list[Record], max_length: int) -> list[bool]:
+    """Whether each record has more tokens (special tokens included) than ``max_length``.
+
+    Tokenized the way ``build_features`` did for this batch (word-split when any record has
+    words, which ``predict_records`` sets for token tasks), but without truncation.
+    """
+    split_words = any(r.words is not None for r in records)
+    if split_words:
+        words = [r.words if r.words is not None else r.input_text().split() for r in records]
+        encoded = tokenizer(words, is_split_into_words=True, truncation=False, verbose=False)
+    else:
+        texts, pairs = [r.input_text() for r in records], [r.text_pair for r in records]
+        encoded = tokenizer(texts, pairs if any(p is not None for p in pairs) else None,
+                            truncation=False, verbose=False)
+    return [len(ids) > max_length for ids in encoded["input_ids"]]
+
+
+def run_jobs(model: Predictor, jobs: list[Job], batch_size: int = 64) -> list[dict[str, Any]]:
+    """Every task any job asked for, from one encoder pass per batch of the merged inputs.
+
+    Heads are tiny next to the encoder, so computing the union of requested tasks for every
+    input costs little and keeps the batch whole.
+    """
+    wanted = {name for job in jobs for name in job.tasks}
+    names = [name for name in model.tasks if name in wanted]
+    records = [record for job in jobs for record in job.records]
+    predictions = predict_records(model, records, names, batch_size)
+    flags = truncated_flags(model.tokenizer, records, model.config.max_length)
+    results, start = [], 0
+    for job in jobs:
+        rows = range(start, start + len(job.records))
+        results.append({"predictions": [{t: predictions[i][t] for t in job.tasks} for i in rows],
+                        "truncated": [flags[i] for i in rows]})
+        start += len(job.records)
+    return results
