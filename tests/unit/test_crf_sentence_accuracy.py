@@ -83,3 +83,12 @@ def test_sentence_accuracy_counts_inputs_with_every_task_right():
     # Row 1 both right; row 2 slots wrong; row 3 intent wrong; row 4 has no slot label: excluded.
     assert metrics["nlu/exact_match"] == 1 / 3
     assert metrics["intent/accuracy"] == 0.75
+
+
+def test_crf_decodes_inputs_without_words_as_empty():
+    """Only special tokens left (an input of control characters): no tags, no crash."""
+    task, head = crf_task()
+    logits = torch.randn(2, 4, 3)
+    word_ids = [[None, None], [None, 0, 1, None]]
+    predicted = task.decode(logits, word_ids, torch.ones(2, 4), head=head)
+    assert predicted[0] == [] and len(predicted[1]) == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from polytask.models.predictor import Predictor
@@ -69,9 +70,18 @@ def create_app(model_dir: str | Path | None = None, *, onnx: bool = False, max_b
                       responses={413: {"description": "too many or too long inputs"},
                                  422: {"description": "invalid body or unknown task"},
                                  503: {"description": "overloaded; retry after Retry-After s"}})
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/metadata", model_metadata, methods=["GET"])
     return app
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 without echoing the input back: a body such as ``Infinity`` cannot be written as
+    JSON, which turned FastAPI's default 422 into a 500 (found by fuzzing)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": errors})
 
 
 async def predict(body: PredictRequest, request: Request) -> Any:

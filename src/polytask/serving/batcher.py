@@ -47,10 +47,12 @@ class MicroBatcher:
         self._queue: asyncio.Queue[Job] | None = None
         self._held: Job | None = None  # taken from the queue but did not fit the last batch
         self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polytask-model")
+        self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        # The queue belongs to the running loop, so it is made here, not in __init__.
+        # The queue belongs to the running loop, and an app may be started again after a
+        # shutdown (tests, reloads), so queue and executor are made here, not in __init__.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polytask-model")
         self._queue = asyncio.Queue(self.max_queue)
         self._worker = asyncio.create_task(self._loop(), name="polytask-batcher")
 
@@ -61,7 +63,8 @@ class MicroBatcher:
                 await self._worker
         while self._queue is not None and not self._queue.empty():
             self._queue.get_nowait().future.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def waiting(self) -> int:

@@ -94,7 +94,12 @@ class TokenClassification(LabelVocabulary):
                 first[row, position] = True
         emissions, mask = word_level(logits.float(), first)
         if head is not None and head.crf is not None:
-            return head.crf.decode(emissions, mask=mask)
+            # An input whose words all vanish in tokenization (e.g. only control characters)
+            # has no position to tag; the CRF needs at least one, so such rows get no path.
+            has_words = mask[:, 0]
+            paths = iter(head.crf.decode(emissions[has_words], mask=mask[has_words])
+                         if bool(has_words.any()) else [])
+            return [next(paths) if bool(row) else [] for row in has_words]
         best = emissions.argmax(-1)
         return [best[row, : int(mask[row].sum())].tolist() for row in range(best.size(0))]
 
