@@ -16,6 +16,7 @@ class Feature:
     input_ids: list[int]
     token_type_ids: list[int] | None
     word_ids: list[int | None]
+    n_words: int = 0  # words of the input, also those cut off by max_length
     golds: dict[str, Any] = field(default_factory=dict)    # task -> clean value (None = no label)
     targets: dict[str, Any] = field(default_factory=dict)  # task -> training target
 
@@ -58,7 +59,7 @@ def build_features(records: list[Record], tasks: list[Task], tokenizer: PreTrain
     split_words = any(task.level == "token" for task in tasks) or any(r.words is not None for r in records)
     features = []
     for record, (ids, types, word_ids) in zip(records, tokenize(tokenizer, records, max_length, split_words)):
-        feature = Feature(ids, types, word_ids)
+        feature = Feature(ids, types, word_ids, len(record.words or record.input_text().split()))
         for task in tasks:
             value, _ = task.parse(record.fields.get(task.config.label), record.words)
             feature.golds[task.name] = value

@@ -48,7 +48,7 @@ def run_tasks(model: Predictor, features: list[Feature], tasks: list[Task], batc
             if scores is not None and out[task.name]["scores"] is None:
                 out[task.name]["scores"] = np.zeros((len(features), *scores.shape[1:]), dtype=np.float32)
             for row, value, k in zip(rows, values, range(len(rows))):
-                out[task.name]["predictions"][row] = value
+                out[task.name]["predictions"][row] = task.complete(value, features[row].n_words)
                 if scores is not None:
                     out[task.name]["scores"][row] = scores[k]
     model.train(was_training)

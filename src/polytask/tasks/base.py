@@ -93,6 +93,11 @@ class Task(ABC):
         """Predictions for ``predict``/serving: the value plus scores where they make sense."""
         return [{"prediction": v} for v in self.decode(logits, word_ids, attention_mask, head)]
 
+    def complete(self, prediction: Any, n_words: int) -> Any:
+        """A prediction made from a truncated input, completed to cover every input word
+        (token tasks tag the cut-off words); sequence-level predictions stay as they are."""
+        return prediction
+
     def scores(self, logits: torch.Tensor) -> np.ndarray | None:
         """Per-example scores for ranking metrics (AUC); None where a task has none."""
         return None

@@ -113,6 +113,12 @@ class TokenClassification(LabelVocabulary):
             predictions.append(tags + ["O"] * (n_words - len(tags)))
         return predictions
 
+    def complete(self, prediction: Any, n_words: int) -> Any:
+        # Words beyond max_length were never seen by the model: "O" (outside any entity).
+        if isinstance(prediction, dict):
+            return {**prediction, "tags": self.complete(prediction["tags"], n_words)}
+        return prediction + ["O"] * (n_words - len(prediction))
+
     def explain(self, logits, word_ids, attention_mask, head: TaggingHead | None = None):
         out = []
         for tags in self.decode(logits, word_ids, attention_mask, head):
