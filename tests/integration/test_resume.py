@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -33,7 +34,8 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / f"step-{STEPS:08d}" / "model.safetensors"))
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_encoder):
+@pytest.mark.parametrize("kill_after", [10, 70])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_encoder, kill_after):
     reference = polytask("train", config(tmp_path, tiny_encoder, "unbroken"))
     assert reference.returncode == 0, reference.stderr
 
@@ -42,7 +44,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_encoder):
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         done = [p for p in checkpoints(tmp_path / "crashed" / "checkpoints") if is_complete(p)]
-        if done and int(done[-1].name.split("-")[1]) >= 30:
+        if done and int(done[-1].name.split("-")[1]) >= kill_after:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
