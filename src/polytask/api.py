@@ -32,9 +32,14 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     from polytask.evaluation.report import write_report_quietly
     from polytask.training.trainer import train as run_training
 
+    from polytask.training.tracking import open_trackers
+
     run_config = _config(config, overrides)
-    results = run_training(run_config, resume=resume, init_from=init_from)
-    write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
+    with open_trackers(run_config) as trackers:
+        results = run_training(run_config, resume=resume, init_from=init_from,
+                               on_evaluation=trackers.log_evaluation)
+        write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
+        trackers.log_results(results)
     return results
 
 

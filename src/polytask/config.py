@@ -146,6 +146,8 @@ class TrainConfig(Strict):
         "it raises a negative-transfer alarm")
     alarm_patience: int = Field(3, ge=1, description="consecutive evaluations a gradient conflict "
                                 "(negative cosine) or a below-baseline score must last to alarm")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers; files under output_dir")
     promotion_tolerance: float = Field(
         0.0, ge=0, description="--init-from: the largest drop of any task's primary dev metric "
         "(absolute units; a rise for lower-is-better metrics) that still promotes the new model")

@@ -55,8 +55,8 @@ class Run:
     total_steps: int
     steps_per_epoch: int
     state: LoopState = field(default_factory=LoopState)
-    # Called after each evaluation with (step, selection score, metrics); hyperparameter
-    # search uses it to report intermediate values and to prune (by raising).
+    # Called after each evaluation with (step, selection score, the metrics.jsonl line):
+    # hyperparameter search reports and prunes (by raising) through it; trackers log it.
     on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None = None
 
     @property
@@ -150,7 +150,7 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     append_line(run.out / "metrics.jsonl", json.dumps(line))
     balancer.on_evaluation(metrics, state.step)
     if run.on_evaluation is not None:
-        run.on_evaluation(state.step, score, metrics)
+        run.on_evaluation(state.step, score, line)
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
         try:
