@@ -6,14 +6,12 @@ one DataValidationError instead of fixing them one crash at a time.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import polytask.tasks
+import polytask.tasks  # noqa: F401 - importing the package registers every task type
 from polytask.config import DatasetConfig, RunConfig
 from polytask.data.readers import label_file, read_split
 from polytask.data.records import Record
@@ -25,13 +23,6 @@ log = logging.getLogger(__name__)
 Splits = dict[str, dict[str, list[Record]]]
 
 
-def register_task_types() -> None:
-    """Import every module of ``polytask.tasks``: each registers its task type on import, so a
-    type added later needs no edit here."""
-    for module in pkgutil.iter_modules(polytask.tasks.__path__):
-        importlib.import_module(f"{polytask.tasks.__name__}.{module.name}")
-
-
 def validate(config: RunConfig, splits: Sequence[str] = ("train", "dev", "test")) -> Splits:
     """Records of every configured split, as ``{dataset name: {split: records}}``.
 
@@ -39,7 +30,6 @@ def validate(config: RunConfig, splits: Sequence[str] = ("train", "dev", "test")
     Labels seen in dev/test but never in train are only logged: the metrics count them as
     mistakes, which is the honest score.
     """
-    register_task_types()
     issues: list[DataIssue] = []
     data: Splits = {}
     for name, dataset in config.datasets.items():
