@@ -131,6 +131,23 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
 
 
 @app.command()
+def monitor(rules: Annotated[Path, typer.Option("--rules", "-r", help="alert rules (YAML)")],
+            input: Annotated[Path, typer.Option("--input", "-i", help="JSONL stream: text lines with --model, "
+                                                "else lines carrying predictions (polytask predict output)")],
+            output: Annotated[Optional[Path], typer.Option("--output", "-o", help="alerts JSONL (default stdout)")] = None,
+            model: Annotated[Optional[Path], typer.Option("--model", "-m", help="a saved model directory")] = None,
+            batch_size: int = 64) -> None:
+    """Evaluate alert rules (conditions on predictions, counted in tumbling windows) over a stream."""
+    from polytask.monitor import run_monitor
+
+    alerts = run_monitor(rules, input, output, model, batch_size)
+    if output is None:
+        sys.stdout.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in alerts))
+    else:
+        err.print(f"{len(alerts)} alert(s) written to {output}")
+
+
+@app.command()
 def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model directory (with --onnx: an export)")],
           host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="TCP port")] = 8000,

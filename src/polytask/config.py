@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polytask.errors import ConfigError
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DataFormat = Literal["csv", "tsv", "jsonl", "conll", "intent_slot"]
+#: ``model.encoder`` value of the feature-column encoder (models/tabular.py).
+TABULAR = "tabular"
 
 
 class Strict(BaseModel):
@@ -34,6 +37,20 @@ class DatasetConfig(Strict):
     tokens: str | None = Field(
         None, description="column holding pre-split words (a list, or a space-separated string)"
     )
+    categorical: list[str] | None = Field(
+        None, description="tabular inputs (model.encoder: tabular): columns of category values, e.g. IDs")
+    numeric: list[str] | None = Field(
+        None, description="tabular inputs: columns of numbers (bucketised by their train quantiles)")
+
+    @property
+    def is_tabular(self) -> bool:
+        return bool(self.categorical or self.numeric)
+
+    def input_columns(self) -> list[str]:
+        """The columns a record's input is read from: feature columns, or the text column(s)."""
+        if self.is_tabular:
+            return [*(self.categorical or []), *(self.numeric or [])]
+        return [self.tokens or self.text, *([self.text_pair] if self.text_pair else [])]
 
     @model_validator(mode="after")
     def _infer_format(self) -> DatasetConfig:
@@ -49,6 +66,13 @@ class DatasetConfig(Strict):
                     "csv, tsv, jsonl, conll, intent_slot"
                 )
             self.format = inferred  # type: ignore[assignment]
+        if self.is_tabular:
+            columns = self.input_columns()
+            if self.format not in ("csv", "tsv", "jsonl"):
+                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv or jsonl "
+                                 f"file, not format {self.format}")
+            if len(set(columns)) != len(columns):
+                raise ValueError(f"a feature column is listed twice in categorical:/numeric: {columns}")
         return self
 
     def split_path(self, split: str) -> Path | None:
@@ -64,6 +88,13 @@ class TaskConfig(Strict):
     label_separator: str = Field("|", description="multi-label: separator inside a string cell")
     normalize_target: bool = Field(False, description="regression: standardise targets")
     crf: bool = Field(False, description="token classification: CRF layer + Viterbi decoding")
+    decoder: Literal["per_task", "shared"] = Field(
+        "per_task", description="seq2seq: its own decoder, or one decoder for every 'shared' "
+        "seq2seq task (each starts from its task name as a prefix)")
+    max_target_length: int = Field(64, ge=2, description="seq2seq: target tokens kept for "
+                                   "training, and the most generated")
+    num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
 
 
 class SharingConfig(Strict):
@@ -88,9 +119,30 @@ class SharingConfig(Strict):
         return value
 
 
+class TabularOptions(Strict):
+    """``model.encoder: tabular``: per-field embeddings + an MLP over all fields (and optional
+    self-attention across fields) instead of a Transformer over text (models/tabular.py)."""
+
+    hidden_size: int = Field(32, gt=0, description="size of each field embedding and of the output")
+    mlp_hidden: int = Field(128, gt=0, description="width of the MLP over all fields")
+    attention_layers: int = Field(0, ge=0, description="self-attention layers across fields (AutoInt)")
+    attention_heads: int = Field(2, gt=0, description="heads of those layers; divides hidden_size")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    numeric_buckets: int = Field(10, ge=2, description="numeric columns: quantile buckets fit on train")
+    min_count: int = Field(1, ge=1, description="rarer train values share the column's unknown id")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TabularOptions:
+        if self.attention_layers and self.hidden_size % self.attention_heads:
+            raise ValueError(f"attention_heads ({self.attention_heads}) must divide hidden_size "
+                             f"({self.hidden_size})")
+        return self
+
+
 class ModelConfig(Strict):
     encoder: str = Field(
-        "embedded", description="'embedded' (packaged all-MiniLM-L6-v2), a local dir, or a hub name"
+        "embedded", description="'embedded' (packaged all-MiniLM-L6-v2), a local dir, a hub name, "
+        "or 'tabular' (feature columns, see tabular:)"
     )
     allow_download: bool = Field(False, description="let transformers fetch a hub name")
     max_length: int = Field(128, gt=2)
@@ -98,6 +150,7 @@ class ModelConfig(Strict):
     head_dropout: float = Field(0.1, ge=0, lt=1)
     sharing: SharingConfig = Field(default_factory=SharingConfig,
                                    description="sharing strategy: hard (default), soft, lora...")
+    tabular: TabularOptions | None = Field(None, description="encoder: tabular options (defaults if unset)")
 
 
 class SamplerConfig(Strict):
@@ -219,7 +272,24 @@ class RunConfig(Strict):
             )
         if self.train.precision == "fp16" and self.train.device == "cpu":
             raise ValueError("train.precision fp16 needs a CUDA device; use bf16 on CPU")
+        self._check_tabular()
         return self
+
+    def _check_tabular(self) -> None:
+        """Feature-column datasets and the tabular encoder come together; it has one vocabulary."""
+        tabular = {name: d.input_columns() for name, d in self.datasets.items() if d.is_tabular}
+        if self.model.encoder != TABULAR:
+            if tabular or self.model.tabular is not None:
+                raise ValueError(f"dataset(s) {sorted(tabular)} declare categorical:/numeric: columns "
+                                 "or model.tabular: is set; both need model.encoder: tabular")
+            return
+        text = sorted(set(self.datasets) - set(tabular))
+        if text:
+            raise ValueError(f"model.encoder 'tabular' reads feature columns, and dataset(s) {text} "
+                             "declare none: list them under categorical: and/or numeric:")
+        if len({tuple(columns) for columns in tabular.values()}) > 1:
+            raise ValueError("with model.encoder: tabular every dataset must declare the same "
+                             f"categorical:/numeric: columns (one vocabulary): {tabular}")
 
     def tasks_of(self, dataset: str) -> list[TaskConfig]:
         return [t for t in self.tasks if t.dataset == dataset]
@@ -262,8 +332,8 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: Any = RunConfig
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    model: Any = root or RunConfig
     for part in loc:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
@@ -275,14 +345,15 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _describe(error: dict[str, Any], source: str, root: yaml.Node | None) -> str:
+def _describe(error: dict[str, Any], source: str, root: yaml.Node | None,
+              schema: type[BaseModel] | None = None) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     field = ".".join(str(p) for p in loc) or "(top level)"
     line = _line_of(root, loc)
     where = f"{source}:{line}" if line else source
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], schema)
         known = list(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
@@ -323,7 +394,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             if path is not None and not path.is_absolute():
                 setattr(dataset, split, (base / path).resolve())
     encoder = Path(config.model.encoder)
-    if config.model.encoder != "embedded" and not encoder.is_absolute() and (base / encoder).exists():
+    if config.model.encoder not in ("embedded", TABULAR) and not encoder.is_absolute() and (base / encoder).exists():
         config.model.encoder = str((base / encoder).resolve())
     return config
 
@@ -343,8 +414,16 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = Non
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config, apply ``--set`` overrides, validate, resolve relative paths."""
     path = Path(path)
+    raw, node = read_yaml(path, "config")
+    raw = apply_overrides(raw or {}, overrides or [])
+    return parse_config(raw, str(path), path.parent.resolve(), node)
+
+
+def read_yaml(path: Path, what: str = "config") -> tuple[Any, yaml.Node | None]:
+    """The parsed YAML of ``path`` and its node tree (for line numbers); duplicate keys,
+    bad UTF-8 and bad YAML are ConfigErrors naming the file."""
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -355,8 +434,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    raw = apply_overrides(raw or {}, overrides or [])
-    return parse_config(raw, str(path), path.parent.resolve(), node)
+    return raw, node
+
+
+def validate_yaml(schema: type[ModelT], raw: Any, source: str, node: yaml.Node | None = None,
+                  what: str = "config") -> ModelT:
+    """``raw`` validated as ``schema``; every error as ``file:line: [field] message``, with
+    the closest known key for a typo (what load_config does, for other YAML files)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the {what} must be a YAML mapping")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e, source, node, schema) for e in exc.errors()]
+        raise ConfigError(f"invalid {what}:\n  - " + "\n  - ".join(lines)) from None
 
 
 def dump_config(config: RunConfig) -> str:
