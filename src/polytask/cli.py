@@ -65,6 +65,24 @@ def tune(config: ConfigArg, trials: Annotated[Optional[int], typer.Option(help="
 
 
 @app.command()
+def federated(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Federated MTL (Flower): clients train their own tasks and data locally, FedAvg merges
+    the shared encoder each round, task heads stay with their client."""
+    from rich.table import Table
+
+    from polytask.federated import run_federated
+
+    results = run_federated(config, set_ or [])
+    table = Table("client", "task", "metric", "untrained", "final", "beats")
+    for name, client in results["clients"].items():
+        for task, row in client["tasks"].items():
+            table.add_row(name, task, row["metric"], f"{row['baseline']:.4f}", f"{row['final']:.4f}",
+                          "yes" if row["beats_baseline"] else "[red]no[/]")
+    out.print(table)
+    out.print(f"{results['rounds']} rounds; client models in {Path(results['clients'][next(iter(results['clients']))]['model']).parent.parent}")
+
+
+@app.command()
 def demo(output_dir: Annotated[Path, typer.Option(help="where the demo run is written")] = Path("runs/demo"),
          set_: SetOpt = None) -> None:
     """Train the embedded demo (packaged MiniLM encoder, intent + slots + domain) in a few minutes."""
