@@ -55,8 +55,10 @@ def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict,
 
 
 def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
-            tasks: list[str] | None = None) -> list[dict[str, Any]]:
-    """Predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts."""
+            tasks: list[str] | None = None, num_beams: int | None = None,
+            max_new_tokens: int | None = None) -> list[dict[str, Any]]:
+    """Predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
+    ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config."""
     records = []
     for i, item in enumerate(inputs):
         if isinstance(item, dict):
@@ -67,7 +69,8 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             records.append(Record("<inputs>", i + 1, words=[str(w) for w in item]))
         else:
             records.append(Record("<inputs>", i + 1, text=str(item)))
-    return predict_records(load_model(model_dir), records, tasks)
+    return predict_records(load_model(model_dir), records, tasks, num_beams=num_beams,
+                           max_new_tokens=max_new_tokens)
 
 
 def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str | Path | None = None,

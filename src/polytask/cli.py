@@ -131,14 +131,19 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
             input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, a {"text"} or {"tokens"} per line')],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default stdout)")] = None,
             task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
-            batch_size: int = 64) -> None:
+            batch_size: int = 64,
+            num_beams: Annotated[Optional[int], typer.Option(
+                min=1, help="seq2seq tasks: beam width (default: each task's num_beams)")] = None,
+            max_new_tokens: Annotated[Optional[int], typer.Option(
+                min=1, help="seq2seq tasks: most tokens generated (default: max_target_length)")] = None,
+            ) -> None:
     """Predict every task for each input line, in one encoder pass per batch."""
     from polytask.atomic import write_text
     from polytask.inference import load_model, predict_records, read_inputs
 
     records = read_inputs(input)
     model = load_model(model_dir)
-    predictions = predict_records(model, records, task, batch_size)
+    predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
     lines = "".join(json.dumps({"line": r.line, **{k: v for k, v in r.fields.items()},
                                 "predictions": p}, ensure_ascii=False) + "\n"
                     for r, p in zip(records, predictions))

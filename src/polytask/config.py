@@ -95,6 +95,13 @@ class TaskConfig(Strict):
                                    "training, and the most generated")
     num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
+    decoder: Literal["per_task", "shared"] = Field(
+        "per_task", description="seq2seq: its own decoder, or one decoder for every 'shared' "
+        "seq2seq task (each starts from its task name as a prefix)")
+    max_target_length: int = Field(64, ge=2, description="seq2seq: target tokens kept for "
+                                   "training, and the most generated")
+    num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
 
 
 class SharingConfig(Strict):

@@ -14,6 +14,7 @@ from polytask.errors import ConfigError, DataIssue, DataValidationError
 from polytask.evaluation.evaluate import run_tasks, score_tasks
 from polytask.models.multitask import MultiTaskModel
 from polytask.models.predictor import Predictor
+from polytask.tasks.seq2seq import generation_options
 from polytask.training.setup import pick_device
 
 
@@ -52,18 +53,21 @@ def read_inputs(path: Path) -> list[Record]:
 
 
 def predict_records(model: Predictor, records: list[Record], tasks: list[str] | None = None,
-                    batch_size: int = 64) -> list[dict[str, Any]]:
-    """Every requested task's prediction for each record, one encoder pass per batch."""
+                    batch_size: int = 64, num_beams: int | None = None,
+                    max_new_tokens: int | None = None) -> list[dict[str, Any]]:
+    """Every requested task's prediction for each record, one encoder pass per batch;
+    ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config."""
     names = tasks or list(model.tasks)
     unknown = [n for n in names if n not in model.tasks]
     if unknown:
         raise ConfigError(f"unknown task(s) {unknown}; this model has {list(model.tasks)}")
     chosen = [model.tasks[n] for n in names]
     for record in records:
-        if record.words is None and any(t.level == "token" for t in chosen):
+        if record.words is None and any(t.needs_words for t in chosen):
             record.words = record.input_text().split()
     features = build_features(records, chosen, model.tokenizer, model.config.max_length, with_targets=False)
-    results = run_tasks(model, features, chosen, batch_size, explain=True)
+    with generation_options(chosen, num_beams, max_new_tokens):
+        results = run_tasks(model, features, chosen, batch_size, explain=True)
     return [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
 
 

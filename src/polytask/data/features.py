@@ -56,7 +56,7 @@ def build_features(records: list[Record], tasks: list[Task], tokenizer: PreTrain
     Labels are parsed again here (validation already proved they parse) so that the clean
     values do not have to be carried from validation.
     """
-    split_words = any(task.level == "token" for task in tasks) or any(r.words is not None for r in records)
+    split_words = any(task.needs_words for task in tasks) or any(r.words is not None for r in records)
     features = []
     for record, (ids, types, word_ids) in zip(records, tokenize(tokenizer, records, max_length, split_words)):
         feature = Feature(ids, types, word_ids, len(record.words or record.input_text().split()))

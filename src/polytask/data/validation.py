@@ -44,7 +44,7 @@ def _validate_dataset(dataset: DatasetConfig, tasks: list[Task], splits: Sequenc
                       issues: list[DataIssue]) -> dict[str, list[Record]]:
     labels = [task.config.label for task in tasks]
     # Token-level tasks need words; a csv/jsonl dataset without tokens: gets whitespace words.
-    split_words = dataset.tokens is None and any(task.level == "token" for task in tasks)
+    split_words = dataset.tokens is None and any(task.needs_words for task in tasks)
     records: dict[str, list[Record]] = {}
     values: dict[str, dict[str, list[Any]]] = {}  # split -> task name -> parsed values
     for split in splits:
@@ -107,6 +107,8 @@ def _warn_unseen_labels(tasks: list[Task], values: dict[str, dict[str, list[Any]
     if "train" not in values:
         return
     for task in tasks:
+        if task.free_text:
+            continue
         seen = _label_counts(values["train"][task.name])
         if not seen:
             continue  # numeric targets, or no train labels (reported as an error)

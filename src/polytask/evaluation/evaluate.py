@@ -71,8 +71,8 @@ def score_tasks(tasks: list[Task], features: list[Feature], results: dict[str, d
     if len(tasks) > 1:
         labelled = [i for i, f in enumerate(features) if all(f.golds.get(t.name) is not None for t in tasks)]
         if labelled:
-            right = sum(all(results[t.name]["predictions"][i] == features[i].golds[t.name] for t in tasks)
-                        for i in labelled)
+            right = sum(all(t.same(results[t.name]["predictions"][i], features[i].golds[t.name])
+                            for t in tasks) for i in labelled)
             metrics[f"{group}/exact_match"] = right / len(labelled)
     return metrics
 

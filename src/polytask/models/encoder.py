@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from polytask.config import ModelConfig
 from polytask.errors import ConfigError
+from polytask.models.decoders import is_seq2seq_config, load_seq2seq_encoder
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ def load_encoder(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokeni
     offline = is_local or not config.allow_download
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-        encoder = AutoModel.from_pretrained(source, local_files_only=offline)
+        if is_seq2seq_config(AutoConfig.from_pretrained(source, local_files_only=offline)):
+            encoder = load_seq2seq_encoder(source, offline)  # T5, BART...: its encoder half
+        else:
+            encoder = AutoModel.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model.encoder: cannot load {source!r}: {exc}") from None
     if not getattr(tokenizer, "is_fast", False):

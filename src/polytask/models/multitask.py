@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from polytask.atomic import atomic_dir
 from polytask.config import ModelConfig, TaskConfig
 from polytask.errors import ModelDirError
+from polytask.models.decoders import encoder_from_config
 from polytask.sharing.base import build_sharing
-from polytask.tasks.base import Task, build_task
+from polytask.tasks.base import BuildContext, Task, build_task
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "polytask.json"
@@ -48,6 +49,9 @@ class MultiTaskModel(nn.Module):
         self.tasks = {task.name: task for task in tasks}
         self.sharing = build_sharing(config.sharing, encoder, tasks)
         hidden = encoder.config.hidden_size
+        context = BuildContext(tokenizer, encoder)  # generation tasks copy decoders from it
+        for task in tasks:
+            task.bind(context)
         self.heads = nn.ModuleDict(
             {task.name: task.build_head(hidden, config.head_dropout) for task in tasks}
         )
@@ -125,7 +129,7 @@ class MultiTaskModel(nn.Module):
             model_config = ModelConfig.model_validate(meta["model"])
             tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
             encoder_config = AutoConfig.from_pretrained(directory / "encoder", local_files_only=True)
-            encoder = AutoModel.from_config(encoder_config)
+            encoder = encoder_from_config(encoder_config)  # AutoModel, or a seq2seq's encoder
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelDirError(f"{directory}: not a valid polytask model directory ({exc})") from None

@@ -95,6 +95,12 @@ def crf_tensors(model: MultiTaskModel) -> dict[str, torch.Tensor]:
 def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) -> Path:
     """Write ``out_dir`` (replaced atomically) with the ONNX graph of the model in ``model_dir``."""
     model = MultiTaskModel.from_pretrained(model_dir)
+    generating = sorted(name for name, task in model.tasks.items() if task.config.type == "seq2seq")
+    if generating:
+        raise ModelDirError(
+            f"{model_dir}: task(s) {generating} generate text (seq2seq); generation is a loop over a "
+            "decoder that this single-graph export does not cover. Serve the model with PyTorch: "
+            f"`polytask serve {model_dir}`")
     inputs = input_names(model)
     clash = sorted(set(inputs) & set(model.tasks))
     if clash:

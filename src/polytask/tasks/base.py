@@ -11,12 +11,17 @@ Values move through a task in four forms:
 
 Gold values (not targets) are kept for evaluation, so a label never seen in training counts
 as an error in the metrics instead of crashing the encoder of labels.
+
+Task types whose targets or heads need more than their config (generation: targets are token
+ids, the decoder is copied from the checkpoint) get a ``BuildContext`` through ``bind``, which
+``MultiTaskModel`` calls before ``build_head``, both when training starts and when a saved model
+is loaded; ``encode`` runs after that. The default ``bind`` does nothing.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,6 +42,16 @@ class HeadOutput:
     attention_mask: torch.Tensor | None = None
 
 
+@dataclass
+class BuildContext:
+    """What ``Task.bind`` receives: the model's tokenizer and encoder, and ``shared``, one dict
+    per model where tasks keep modules they share (e.g. one decoder for several tasks)."""
+
+    tokenizer: Any
+    encoder: nn.Module
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
 class Task(ABC):
     """One task of a run. Subclasses set ``level`` and implement the abstract methods."""
 
@@ -45,11 +60,23 @@ class Task(ABC):
     #: Name of the metric used for model selection and early stopping.
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
+    #: Values are free text (generation targets), not labels from a set: validation does not
+    #: warn about dev/test values never seen in train.
+    free_text: ClassVar[bool] = False
 
     def __init__(self, config: TaskConfig, labels: list[str] | None = None) -> None:
         self.config = config
         self.name = config.name
         self.labels: list[str] = list(labels or config.labels or [])
+
+    @property
+    def needs_words(self) -> bool:
+        """Whether labels sit on words (word ids from split-into-words tokenization); token-level
+        tasks that read every token state without word labels (seq2seq) override it."""
+        return self.level == "token"
+
+    def bind(self, context: BuildContext) -> None:
+        """Called before ``build_head`` and ``encode`` with what the model was built from."""
 
     # ---------------------------------------------------------------- data -> targets
     @abstractmethod
@@ -92,6 +119,10 @@ class Task(ABC):
                 attention_mask: torch.Tensor, head: nn.Module | None = None) -> list[dict[str, Any]]:
         """Predictions for ``predict``/serving: the value plus scores where they make sense."""
         return [{"prediction": v} for v in self.decode(logits, word_ids, attention_mask, head)]
+
+    def same(self, prediction: Any, gold: Any) -> bool:
+        """Whether a prediction counts as the gold value (for exact match over tasks)."""
+        return prediction == gold
 
     def complete(self, prediction: Any, n_words: int) -> Any:
         """A prediction made from a truncated input, completed to cover every input word
