@@ -8,7 +8,7 @@ from typing import Any
 
 from polytask.config import RunConfig
 from polytask.data.features import build_features
-from polytask.data.records import Record
+from polytask.data.records import Record, split_words
 from polytask.data.validation import validate
 from polytask.errors import ConfigError, DataIssue, DataValidationError
 from polytask.evaluation.evaluate import run_tasks, score_tasks
@@ -64,7 +64,7 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
     chosen = [model.tasks[n] for n in names]
     for record in records:
         if record.words is None and any(t.needs_words for t in chosen):
-            record.words = record.input_text().split()
+            record.words = split_words(record.input_text())
     features = build_features(records, chosen, model.tokenizer, model.config.max_length, with_targets=False)
     with generation_options(chosen, num_beams, max_new_tokens):
         results = run_tasks(model, features, chosen, batch_size, explain=True)

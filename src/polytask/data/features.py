@@ -8,6 +8,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from polytask.data.records import Record
+from polytask.data.records import split_words as words_of
 from polytask.tasks.base import Task
 
 
@@ -35,7 +36,7 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, records: list[Record], max_leng
     for start in range(0, len(records), chunk):
         part = records[start:start + chunk]
         if split_words:
-            words = [r.words if r.words is not None else r.input_text().split() for r in part]
+            words = [r.words if r.words is not None else words_of(r.input_text()) for r in part]
             enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
         else:
             texts = [r.input_text() for r in part]
@@ -59,7 +60,7 @@ def build_features(records: list[Record], tasks: list[Task], tokenizer: PreTrain
     split_words = any(task.needs_words for task in tasks) or any(r.words is not None for r in records)
     features = []
     for record, (ids, types, word_ids) in zip(records, tokenize(tokenizer, records, max_length, split_words)):
-        feature = Feature(ids, types, word_ids, len(record.words or record.input_text().split()))
+        feature = Feature(ids, types, word_ids, len(record.words or words_of(record.input_text())))
         for task in tasks:
             value, _ = task.parse(record.fields.get(task.config.label), record.words)
             feature.golds[task.name] = value

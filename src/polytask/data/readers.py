@@ -17,6 +17,7 @@ from typing import Any
 
 from polytask.config import DatasetConfig
 from polytask.data.records import Record
+from polytask.data.records import split_words as split_text
 from polytask.errors import DataIssue
 
 #: (1-based line number, text); text is None when the line is not valid UTF-8 (already reported).
@@ -57,7 +58,8 @@ def read_split(dataset: DatasetConfig, split: str, label_columns: list[str], *,
     """Read one split ("train", "dev" or "test"): the usable records and every problem found.
 
     ``label_columns`` are the ``label:`` values of the tasks on this dataset. With
-    ``split_words`` a csv/tsv/jsonl dataset without ``tokens:`` gets ``words = text.split()``,
+    ``split_words`` a csv/tsv/jsonl dataset without ``tokens:`` gets ``words = split_words(text)``
+    (whitespace, and each CJK character a word: records.split_words),
     which token-level tasks need. A split without a configured path reads as nothing.
     """
     path = dataset.split_path(split)
@@ -190,7 +192,7 @@ def _build_record(source: str, line: int, cells: dict[str, Any], dataset: Datase
         text = None if words is None else " ".join(words)
     else:
         text = _text(source, line, cells.get(dataset.text, _MISSING), dataset.text, issues)
-        words = text.split() if text is not None and split_words else None
+        words = split_text(text) if text is not None and split_words else None
     pair = None
     if dataset.text_pair:
         pair = _text(source, line, cells.get(dataset.text_pair, _MISSING), dataset.text_pair,

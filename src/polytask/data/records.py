@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,3 +27,24 @@ class Record:
 
     def input_text(self) -> str:
         return self.text if self.text is not None else " ".join(self.words or [])
+
+
+#: Characters written without spaces between words: CJK symbols and punctuation, kana, CJK
+#: ideographs (with extensions A-F and compatibility forms), full-width forms. The Han ranges
+#: are those BERT's tokenizer splits one by one (``tokenize_chinese_chars``).
+_CJK = ("\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+        "\U00020000-\U0002fa1f")
+_CJK_PIECES = re.compile(f"[{_CJK}]|[^{_CJK}]+")
+_HAS_CJK = re.compile(f"[{_CJK}]")
+
+
+def split_words(text: str) -> list[str]:
+    """The words of a text, the units token tasks tag: whitespace-separated runs, except that
+    every CJK character is a word of its own (Chinese has no spaces; a Chinese NER corpus tags
+    each character), while a Latin or digit run inside Chinese text stays one word:
+    ``"我在Apple工作"`` -> ``["我", "在", "Apple", "工", "作"]``. Text without CJK characters
+    splits exactly like ``str.split()``."""
+    words = text.split()
+    if not _HAS_CJK.search(text):
+        return words
+    return [piece for word in words for piece in _CJK_PIECES.findall(word)]

@@ -6,7 +6,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from polytask.data.records import Record
+from polytask.data.records import Record, split_words
 from polytask.inference import predict_records
 from polytask.models.predictor import Predictor
 from polytask.serving.batcher import Job
@@ -20,7 +20,7 @@ def truncated_flags(tokenizer: PreTrainedTokenizerBase, records: list[Record], m
     """
     split_words = any(r.words is not None for r in records)
     if split_words:
-        words = [r.words if r.words is not None else r.input_text().split() for r in records]
+        words = [r.words if r.words is not None else split_words(r.input_text()) for r in records]
         encoded = tokenizer(words, is_split_into_words=True, truncation=False, verbose=False)
     else:
         texts, pairs = [r.input_text() for r in records], [r.text_pair for r in records]
