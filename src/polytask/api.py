@@ -58,7 +58,11 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             tasks: list[str] | None = None, num_beams: int | None = None,
             max_new_tokens: int | None = None) -> list[dict[str, Any]]:
     """Predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
-    ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config."""
+    ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
+    A tabular model takes dicts of its feature columns."""
+    model = load_model(model_dir)
+    if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
+        return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks)
     records = []
     for i, item in enumerate(inputs):
         if isinstance(item, dict):
@@ -69,7 +73,7 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             records.append(Record("<inputs>", i + 1, words=[str(w) for w in item]))
         else:
             records.append(Record("<inputs>", i + 1, text=str(item)))
-    return predict_records(load_model(model_dir), records, tasks, num_beams=num_beams,
+    return predict_records(model, records, tasks, num_beams=num_beams,
                            max_new_tokens=max_new_tokens)
 
 

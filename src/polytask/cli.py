@@ -128,7 +128,7 @@ def evaluate(model_dir: Annotated[Path, typer.Argument(help="a saved model direc
 
 @app.command()
 def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-            input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, a {"text"} or {"tokens"} per line')],
+            input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, a {"text"} or {"tokens"} per line (tabular models: an object of feature columns)')],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default stdout)")] = None,
             task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
             batch_size: int = 64,
@@ -141,8 +141,8 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
     from polytask.atomic import write_text
     from polytask.inference import load_model, predict_records, read_inputs
 
-    records = read_inputs(input)
     model = load_model(model_dir)
+    records = read_inputs(input, model.tokenizer)  # a tabular model reads rows of feature columns
     predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
     lines = "".join(json.dumps({"line": r.line, **{k: v for k, v in r.fields.items()},
                                 "predictions": p}, ensure_ascii=False) + "\n"

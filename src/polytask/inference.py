@@ -22,8 +22,9 @@ def load_model(model_dir: str | Path, device: str = "auto") -> MultiTaskModel:
     return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device))
 
 
-def read_inputs(path: Path) -> list[Record]:
-    """JSONL inputs: each line an object with "text" (and optional "text_pair") or "tokens"."""
+def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
+    """JSONL inputs: each line an object with "text" (and optional "text_pair") or "tokens";
+    for a tabular model (``tokenizer`` a FieldVocabulary) an object of its feature columns."""
     records, issues = [], []
     if not path.is_file():
         raise DataValidationError([DataIssue(str(path), None, "file", "input file not found",
@@ -36,6 +37,10 @@ def read_inputs(path: Path) -> list[Record]:
         except json.JSONDecodeError as exc:
             issues.append(DataIssue(str(path), number, "json", f"not valid JSON ({exc.msg})",
                                     'write one JSON object per line, e.g. {"text": "..."}'))
+            continue
+        if hasattr(tokenizer, "parse_row"):  # tabular: feature columns, checked like training cells
+            if (record := tokenizer.parse_row(str(path), number, obj, issues)) is not None:
+                records.append(record)
             continue
         words = obj.get("tokens") if isinstance(obj, dict) else None
         text = obj.get("text") if isinstance(obj, dict) else None

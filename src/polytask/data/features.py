@@ -32,6 +32,8 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, records: list[Record], max_leng
     With ``split_words`` the words are tokenized one by one (is_split_into_words) so token
     tasks can find each word's first sub-token; sentence tasks read the same ids.
     """
+    if hasattr(tokenizer, "encode_records"):  # a tabular FieldVocabulary: ids per feature column
+        return tokenizer.encode_records(records)
     out = []
     for start in range(0, len(records), chunk):
         part = records[start:start + chunk]

@@ -18,6 +18,7 @@ from typing import Any
 from polytask.config import DatasetConfig
 from polytask.data.records import Record
 from polytask.data.records import split_words as split_text
+from polytask.data.tabular import parse_features
 from polytask.errors import DataIssue
 
 #: (1-based line number, text); text is None when the line is not valid UTF-8 (already reported).
@@ -32,8 +33,8 @@ _HINTS = {
     "utf8": "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 old > new)",
     "no_records": "add examples, or fix the path of this split in the config",
     "cells": "quote cells that contain the delimiter, or add the missing cells (empty is fine)",
-    "input_column": "rename the column in the file, or set text:/tokens:/text_pair: on the "
-                    "dataset to a present column",
+    "input_column": "rename the column in the file, or set text:/tokens:/text_pair: (or "
+                    "categorical:/numeric:) on the dataset to present columns",
     "label_column": "add the column (empty cells are fine: unlabelled rows), or fix the task's "
                     "label:",
     "json": "write one complete JSON object per line; escape line breaks in strings as \\n",
@@ -65,6 +66,10 @@ def read_split(dataset: DatasetConfig, split: str, label_columns: list[str], *,
     path = dataset.split_path(split)
     if path is None:
         return [], []
+    if dataset.is_tabular and split_words:
+        return [], [DataIssue(str(path), None, "tasks", "a token-level task reads words, and a "
+                              "tabular dataset (categorical:/numeric:) has none",
+                              "use sequence-level tasks (classification, regression...) on it")]
     issues: list[DataIssue] = []
     reader = _READERS[str(dataset.format)]
     records = reader(Path(path), dataset, list(dict.fromkeys(label_columns)), split_words, issues)
@@ -155,7 +160,7 @@ def _csv_rows(path: Path, lines: Lines, delimiter: str,
 def _check_header(path: Path, line: int, header: list[str], dataset: DatasetConfig,
                   labels: list[str], issues: list[DataIssue]) -> bool:
     """Report missing columns once, on the header line; False if an input column is missing."""
-    inputs = [dataset.tokens or dataset.text, *([dataset.text_pair] if dataset.text_pair else [])]
+    inputs = dataset.input_columns()
     present = ", ".join(repr(name) for name in header)
     for column, kind, hint in [*((c, "input", "input_column") for c in inputs),
                                *((c, "label", "label_column") for c in labels)]:
@@ -187,6 +192,11 @@ def _read_jsonl(path: Path, dataset: DatasetConfig, labels: list[str], split_wor
 def _build_record(source: str, line: int, cells: dict[str, Any], dataset: DatasetConfig,
                   labels: list[str], split_words: bool, issues: list[DataIssue]) -> Record | None:
     """One record from a csv row or a JSON object; None (and an issue) if its input is bad."""
+    if dataset.is_tabular:  # feature columns instead of text (data/tabular.py)
+        features = parse_features(source, line, cells, dataset.categorical or [],
+                                  dataset.numeric or [], issues)
+        fields = {label: None if _blank(cells.get(label)) else cells.get(label) for label in labels}
+        return None if features is None else Record(source, line, features=features, fields=fields)
     if dataset.tokens:
         words = _words(source, line, cells.get(dataset.tokens, _MISSING), dataset.tokens, issues)
         text = None if words is None else " ".join(words)

@@ -12,7 +12,8 @@ class Record:
     """One input as read from a file.
 
     ``text`` is the input string; ``words`` the pre-split words when the dataset has them
-    (CoNLL, intent/slot folders, a ``tokens:`` column); at least one of the two is set.
+    (CoNLL, intent/slot folders, a ``tokens:`` column); at least one of the two is set, or,
+    for tabular datasets (``categorical:``/``numeric:``), ``features`` instead.
     ``fields`` holds the raw value of every label column the config asks for, ``None`` when the
     cell is empty or the key is absent (a partial label: that task does not train on it).
     ``source`` and ``line`` (1-based) point at the record in its file for error messages.
@@ -24,6 +25,8 @@ class Record:
     words: list[str] | None = None
     text_pair: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    #: Tabular inputs instead of text: column -> clean value (str, float, or None = missing).
+    features: dict[str, Any] | None = None
 
     def input_text(self) -> str:
         return self.text if self.text is not None else " ".join(self.words or [])

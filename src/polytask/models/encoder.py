@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from polytask.config import ModelConfig
+from polytask.config import TABULAR, ModelConfig
 from polytask.errors import ConfigError
 from polytask.models.decoders import is_seq2seq_config, load_seq2seq_encoder
 
@@ -32,7 +33,13 @@ def resolve_encoder(name: str) -> str:
     return str(embedded_encoder_dir()) if name == EMBEDDED else name
 
 
-def load_encoder(config: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_encoder(config: ModelConfig, fit_on: Any = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The encoder and its tokenizer; ``fit_on`` = (datasets, records) for encoders fit on the
+    training data instead of loaded (``tabular``: embedding tables + a field vocabulary)."""
+    if config.encoder == TABULAR:
+        from polytask.models.tabular import build_tabular_encoder
+
+        return build_tabular_encoder(config, fit_on)
     source = resolve_encoder(config.encoder)
     is_local = Path(source).is_dir()
     if not is_local and not config.allow_download:

@@ -22,8 +22,10 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 
 from polytask.atomic import atomic_dir
 from polytask.config import ModelConfig, TaskConfig
+from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ModelDirError
 from polytask.models.decoders import encoder_from_config
+from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.sharing.base import build_sharing
 from polytask.tasks.base import BuildContext, Task, build_task
 
@@ -130,7 +132,8 @@ class MultiTaskModel(nn.Module):
             tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
             encoder_config = AutoConfig.from_pretrained(directory / "encoder", local_files_only=True)
             encoder = encoder_from_config(encoder_config)  # AutoModel, or a seq2seq's encoder
-            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+            tokenizer = (FieldVocabulary.from_pretrained(directory) if isinstance(encoder_config, TabularConfig)
+                         else AutoTokenizer.from_pretrained(directory, local_files_only=True))
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelDirError(f"{directory}: not a valid polytask model directory ({exc})") from None
         model = cls(encoder, tokenizer, tasks, model_config)

@@ -95,7 +95,11 @@ async def predict(body: PredictRequest, request: Request) -> Any:
         raise HTTPException(status_code=422, detail={
             "message": f"unknown task(s) {unknown}; this model has {known}", "tasks": known})
     try:
-        return await state.batcher.submit(to_records(body), tasks)
+        records = to_records(body, state.predictor.tokenizer)
+    except ValueError as exc:  # inputs that do not fit the model (text vs tabular feature rows)
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    try:
+        return await state.batcher.submit(records, tasks)
     except Overloaded as exc:
         return JSONResponse(status_code=503, headers={"Retry-After": RETRY_AFTER},
                             content={"detail": f"server busy: {exc}; retry after {RETRY_AFTER} s"})

@@ -101,6 +101,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
             f"{model_dir}: task(s) {generating} generate text (seq2seq); generation is a loop over a "
             "decoder that this single-graph export does not cover. Serve the model with PyTorch: "
             f"`polytask serve {model_dir}`")
+    if hasattr(model.tokenizer, "encode_records"):  # a FieldVocabulary (models/tabular.py)
+        raise ModelDirError(
+            f"{model_dir}: a tabular model (model.encoder: tabular) is not exported to ONNX: its "
+            "inputs are feature columns that the ONNX runner's text tokenizer cannot encode. "
+            f"Predict and serve it with PyTorch: `polytask predict {model_dir}` / `polytask serve {model_dir}`")
     inputs = input_names(model)
     clash = sorted(set(inputs) & set(model.tasks))
     if clash:

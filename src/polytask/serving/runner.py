@@ -18,6 +18,8 @@ def truncated_flags(tokenizer: PreTrainedTokenizerBase, records: list[Record], m
     Tokenized the way ``build_features`` did for this batch (word-split when any record has
     words, which ``predict_records`` sets for token tasks), but without truncation.
     """
+    if hasattr(tokenizer, "encode_records"):  # tabular rows: one id per column, nothing cut off
+        return [False] * len(records)
     split_words = any(r.words is not None for r in records)
     if split_words:
         words = [r.words if r.words is not None else split_words(r.input_text()) for r in records]

@@ -30,9 +30,15 @@ class TokensInput(Strict):
     tokens: list[str] = Field(min_length=1, description="pre-split words (token tasks tag each)")
 
 
+class FeaturesInput(Strict):
+    features: dict[str, Union[str, int, float, bool, None]] = Field(  # noqa: UP007
+        description="tabular models: feature column -> value (a missing column is a missing value)")
+
+
 class PredictRequest(Strict):
-    inputs: list[Union[str, TextInput, TokensInput]] = Field(  # noqa: UP007 - OpenAPI renders anyOf
-        min_length=1, description='texts, {"text": ...} or {"tokens": [...]} objects')
+    inputs: list[Union[str, TextInput, TokensInput, FeaturesInput]] = Field(  # noqa: UP007
+        min_length=1, description='texts, {"text": ...} or {"tokens": [...]} objects; for a '
+        'tabular model {"features": {...}} objects')
     tasks: list[str] | None = Field(None, description="only these tasks (default: every task)")
 
     @field_validator("inputs")
@@ -62,6 +68,8 @@ def input_chars(item: str | TextInput | TokensInput) -> int:
         return len(item)
     if isinstance(item, TextInput):
         return len(item.text) + len(item.text_pair or "")
+    if isinstance(item, FeaturesInput):
+        return sum(len(str(key)) + len(str(value)) for key, value in item.features.items())
     return len(" ".join(item.tokens))
 
 
@@ -77,7 +85,20 @@ def limit_problem(request: PredictRequest, limits: Limits) -> str | None:
     return None
 
 
-def to_records(request: PredictRequest) -> list[Record]:
+def to_records(request: PredictRequest, tokenizer: Any = None) -> list[Record]:
+    """The request's inputs as Records; a ValueError (-> 422) names every input that does not
+    fit the model: feature rows for a tabular model (``tokenizer`` a FieldVocabulary), else text."""
+    tabular = hasattr(tokenizer, "parse_row")
+    if wrong := [i for i, item in enumerate(request.inputs) if isinstance(item, FeaturesInput) != tabular]:
+        want = '{"features": {...}} objects' if tabular else 'texts or {"text"}/{"tokens"} objects'
+        raise ValueError(f"inputs {wrong}: this model takes {want}")
+    if tabular:
+        issues: list = []
+        records = [tokenizer.parse_row("<request>", i, item.features, issues)
+                   for i, item in enumerate(request.inputs, start=1)]
+        if issues:
+            raise ValueError("; ".join(str(issue) for issue in issues[:20]))
+        return records
     records = []
     for i, item in enumerate(request.inputs, start=1):
         if isinstance(item, str):

@@ -75,7 +75,8 @@ def prepare(config: RunConfig, splits: tuple[str, ...] = SPLITS,
         model = load_init_model(init_from, tasks, config)
         seed_everything(config.train.seed)
     else:
-        encoder, tokenizer = load_encoder(config.model)
+        seed_everything(config.train.seed)  # a tabular encoder starts from random weights
+        encoder, tokenizer = load_encoder(config.model, fit_on=(config.datasets, records))
         seed_everything(config.train.seed)  # head initialisation depends on the seed only
         model = MultiTaskModel(encoder, tokenizer, tasks, config.model)
     tokenizer = model.tokenizer
