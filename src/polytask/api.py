@@ -38,7 +38,8 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
     with open_trackers(run_config) as trackers:
         results = run_training(run_config, resume=resume, init_from=init_from,
                                on_evaluation=trackers.log_evaluation)
-        write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
+        if trackers.main_process:  # under torchrun/accelerate, rank 0 writes the files
+            write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
         trackers.log_results(results)
     return results
 

@@ -95,13 +95,6 @@ class TaskConfig(Strict):
                                    "training, and the most generated")
     num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
-    decoder: Literal["per_task", "shared"] = Field(
-        "per_task", description="seq2seq: its own decoder, or one decoder for every 'shared' "
-        "seq2seq task (each starts from its task name as a prefix)")
-    max_target_length: int = Field(64, ge=2, description="seq2seq: target tokens kept for "
-                                   "training, and the most generated")
-    num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
 
 
 class SharingConfig(Strict):
@@ -206,7 +199,7 @@ class TrainConfig(Strict):
         "it raises a negative-transfer alarm")
     alarm_patience: int = Field(3, ge=1, description="consecutive evaluations a gradient conflict "
                                 "(negative cosine) or a below-baseline score must last to alarm")
-    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=list, description="experiment trackers; files under output_dir")
     promotion_tolerance: float = Field(
         0.0, ge=0, description="--init-from: the largest drop of any task's primary dev metric "
@@ -277,8 +270,6 @@ class RunConfig(Strict):
             raise ValueError(
                 f"train.select_on must be 'mean', a task name or 'task/metric', got {self.train.select_on!r}"
             )
-        if self.train.precision == "fp16" and self.train.device == "cpu":
-            raise ValueError("train.precision fp16 needs a CUDA device; use bf16 on CPU")
         self._check_tabular()
         return self
 

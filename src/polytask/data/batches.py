@@ -66,6 +66,14 @@ class GroupStream:
         self.pass_index, self.offset, self._batches = state["pass_index"], state["offset"], None
 
 
+def shard(indices: list[int], rank: int, world_size: int) -> list[int]:
+    """Rank ``rank``'s rows of a global batch under data parallelism: every world_size-th index.
+    Every rank draws the same global batch from its own GroupStream (a pure function of seed
+    and position), so the stream state stays two integers, identical on all ranks; batches
+    are length-sorted, so striding gives shards of similar lengths (little padding anywhere)."""
+    return indices[rank::world_size]
+
+
 def collate(features: list[Feature], tasks: list[Task], pad_id: int,
             with_targets: bool = True) -> dict[str, Any]:
     """Pad to the longest sequence of THIS batch (dynamic padding) and stack targets."""

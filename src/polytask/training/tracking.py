@@ -1,9 +1,10 @@
-"""Experiment tracking: ``train.report_to: [tensorboard, mlflow]``.
+"""Experiment tracking: ``train.report_to: [tensorboard, mlflow, wandb]``.
 
 Trackers receive each evaluation's metrics.jsonl line (task metrics, train losses, task weights,
 gradient cosines) through the trainer's ``on_evaluation`` hook, and the final dev/test metrics.
 Everything is written under ``output_dir`` (``tensorboard/`` event files, an MLflow file store in
-``mlruns/``), so nothing leaves the machine.
+``mlruns/``, an offline W&B run in ``wandb/``), so nothing leaves the machine. Under
+``torchrun``/``accelerate launch`` only rank 0 opens trackers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from polytask.config import RunConfig
 from polytask.errors import ConfigError
+from polytask.training.distributed import environment_rank
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +68,38 @@ class MLflowTracker:
         self.mlflow.end_run()
 
 
-TRACKERS = {"tensorboard": TensorBoardTracker, "mlflow": MLflowTracker}
+class WandbTracker:
+    """Weights & Biases in offline mode only (WANDB_MODE=offline): the run is written under
+    ``output_dir/wandb/offline-run-*`` and can be uploaded later with ``wandb sync``."""
+
+    def __init__(self, out: Path, config: RunConfig) -> None:
+        import wandb
+
+        os.environ["WANDB_MODE"] = "offline"  # never reach the network, whatever the environment says
+        out.mkdir(parents=True, exist_ok=True)  # else wandb falls back to a temporary directory
+        self.run = wandb.init(mode="offline", dir=str(out.resolve()), project="polytask", name=out.name,
+                              config=config.model_dump(mode="json"), reinit="create_new")
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.run.log(values, step=step)
+
+    def log_final(self, values: dict[str, float], report: Path) -> None:
+        self.run.summary.update(values)
+        if report.is_file():
+            self.run.save(str(report), base_path=str(report.parent), policy="now")
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+TRACKERS = {"tensorboard": TensorBoardTracker, "mlflow": MLflowTracker, "wandb": WandbTracker}
 EXTRA = 'pip install "polytask[track]"'
 
 
 class Trackers:
-    def __init__(self, trackers: list[Any], out: Path) -> None:
+    def __init__(self, trackers: list[Any], out: Path, main_process: bool = True) -> None:
         self.trackers, self.out = trackers, out
+        self.main_process = main_process  # False on ranks > 0 of a distributed run
 
     def log_evaluation(self, step: int, score: float | None, line: dict[str, Any]) -> None:
         for tracker in self.trackers:
@@ -82,10 +109,12 @@ class Trackers:
         final = {f"final_{split}/{k}": v for split in ("dev", "test")
                  for k, v in scalars(results.get(split, {})).items()}
         step = int(results.get("best_step") or 0)
-        for tracker in self.trackers:
-            tracker.log(step, final)
         report = self.out / "report.html"
         for tracker in self.trackers:
+            if isinstance(tracker, WandbTracker):  # W&B steps only grow: finals go to the summary
+                tracker.log_final(final, report)
+                continue
+            tracker.log(step, final)
             if isinstance(tracker, MLflowTracker) and report.is_file():
                 tracker.mlflow.log_artifact(str(report))
 
@@ -94,13 +123,14 @@ class Trackers:
 def open_trackers(config: RunConfig) -> Iterator[Trackers]:
     out = Path(config.train.output_dir)
     opened = []
+    main = environment_rank() == 0
     try:
-        for name in config.train.report_to:
+        for name in config.train.report_to if main else []:
             try:
                 opened.append(TRACKERS[name](out, config))
             except ImportError as exc:
                 raise ConfigError(f"train.report_to: {name} is not installed ({EXTRA})") from exc
-        yield Trackers(opened, out)
+        yield Trackers(opened, out, main)
     finally:
         for tracker in opened:
             tracker.close()

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +19,19 @@ from polytask.config import RunConfig, dump_config
 from polytask.data.batches import GroupStream, collate, to_device
 from polytask.errors import CheckpointError, ConfigError, TrainingDiverged
 from polytask.evaluation.alarms import check_alarms
-from polytask.evaluation.evaluate import autocast, evaluate_groups, scalar_metrics, selection_score
+from polytask.evaluation.evaluate import autocast, scalar_metrics, selection_score
 from polytask.sampling.samplers import build_sampler
 from polytask.sharing.base import check_sharing
-from polytask.training import checkpoint, promotion
+from polytask.training import promotion
+from polytask.training.distributed import Distributed, RankRNG, check_launcher
+from polytask.training.distributed_eval import evaluate_sharded
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
-from polytask.training.setup import Prepared, pick_device, prepare
+from polytask.training.setup import Prepared, prepare
+from polytask.training.state import LoopState, resume_from, save_state
 from polytask.weighting.base import BALANCERS, build_balancer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoopState:
-    step: int = 0
-    best_score: float | None = None
-    best_step: int | None = None
-    evals_since_best: int = 0
-    streams: dict[str, dict[str, int]] = field(default_factory=dict)
-    sampler: dict[str, Any] = field(default_factory=dict)
-    balancer: dict[str, Any] = field(default_factory=dict)
-    # Train losses since the last evaluation; checkpointed so a resumed log is identical.
-    running: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,15 +48,21 @@ class Run:
     # Called after each evaluation with (step, selection score, the metrics.jsonl line):
     # hyperparameter search reports and prunes (by raising) through it; trackers log it.
     on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None = None
+    ddp: Distributed = field(default_factory=Distributed)  # one process unless launched
+    # train.precision fp16: scales the loss before backward (disabled otherwise: no-op methods).
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
 
     @property
     def config(self) -> RunConfig:
         return self.prepared.config
 
 
-def plan_steps(config: RunConfig, sizes: dict[str, int]) -> tuple[int, int]:
-    """(total optimizer steps, steps per epoch); an epoch = every training example once."""
-    per_step = config.train.batch_size * config.train.grad_accum
+def plan_steps(config: RunConfig, sizes: dict[str, int], world_size: int = 1) -> tuple[int, int]:
+    """(total optimizer steps, steps per epoch); an epoch = every training example once.
+    train.batch_size is per process (Hugging Face's per-device convention): a step consumes
+    batch_size x grad_accum x world_size examples."""
+    per_step = config.train.batch_size * config.train.grad_accum * world_size
     steps_per_epoch = max(1, math.ceil(sum(sizes.values()) / per_step))
     total = config.train.max_steps or max(1, math.ceil(config.train.epochs * steps_per_epoch))
     return total, steps_per_epoch
@@ -95,14 +91,18 @@ def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
 
 
 def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, float]:
-    config, model = run.config.train, run.prepared.model
+    """One optimizer step. Under data parallelism every rank samples the same group (the sampler
+    is a function of seed and step) and takes its shard of the same global batch; losses and
+    per-task gradients are combined across ranks (training/distributed.py)."""
+    config, model, ddp = run.config.train, run.prepared.model, run.ddp
     model.train()
     weights: dict[str, float] = {}
     for micro in range(config.grad_accum):
-        group = sampler.next_group(run.state.step * config.grad_accum + micro)
+        draw = run.state.step * config.grad_accum + micro
+        group = sampler.next_group(draw)
         stream, tasks = run.streams[group], run.prepared.groups[group]
-        batch = collate([stream.features[i] for i in stream.next_indices()], tasks,
-                        model.tokenizer.pad_token_id)
+        rows, counted = ddp.shard(stream.next_indices())
+        batch = collate([stream.features[i] for i in rows], tasks, model.tokenizer.pad_token_id)
         batch = to_device(batch, run.device)
         with autocast(run.device, config.precision):
             logits, features = model(batch["input_ids"], batch["attention_mask"],
@@ -113,48 +113,61 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
                            batch["attention_mask"], head=model.heads[t.name]) / config.grad_accum
             for t in tasks if bool(batch["present"][t.name].any())
         }
+        if ddp.active:
+            counts = {t.name: int(batch["present"][t.name].sum()) if counted else 0 for t in tasks}
+            losses = ddp.sync_losses(losses, counts, lambda name: logits[name].float().sum() * 0.0)
         check_finite(losses, run.state.step + 1)
         if losses:
-            weights.update(balancer.backward(losses, model.shared_parameters(), features))
+            with ddp.same_randomness(config.seed, draw):
+                weights.update(balancer.backward(losses, model.shared_parameters(), features))
         for name, loss in losses.items():
             run.state.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
     penalty = model.sharing.regularization()
     if penalty is not None:  # e.g. soft sharing's pull between encoder copies: once per step
-        penalty.backward()
+        run.scaler.scale(penalty).backward()
         weights["sharing/penalty"] = float(penalty.detach())
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    ddp.all_reduce_gradients(params)  # every replica now holds the global batch's gradient
+    run.scaler.unscale_(optimizer)
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
-    if not torch.isfinite(norm):
+    if run.scaler.is_enabled():
+        # fp16: an overflow is expected now and then; the scaler skips that step and halves its scale.
+        weights["amp/scale"] = float(run.scaler.get_scale())
+    elif not torch.isfinite(norm):
         raise TrainingDiverged(
             f"step {run.state.step + 1}: gradient norm is {float(norm)}; stopped before the optimizer "
             "step. Lower train.lr or set train.max_grad_norm")
-    optimizer.step()
+    run.scaler.step(optimizer)  # optimizer.step() unless fp16 found inf/NaN gradients
+    run.scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return weights
 
 
 def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float) -> bool:
-    """Evaluate dev, log a metrics line, save the model when it is the best; True = stop."""
-    config, state = run.config.train, run.state
+    """Evaluate dev, log a metrics line, save the model when it is the best; True = stop.
+    Every rank evaluates its shard and gets the same metrics; rank 0 alone writes files."""
+    config, state, main = run.config.train, run.state, run.ddp.is_main
     dev = run.prepared.split("dev")
-    metrics = evaluate_groups(run.prepared.model, dev, config.eval_batch_size, config.precision)
+    metrics = evaluate_sharded(run.ddp, run.prepared.model, dev, config.eval_batch_size, config.precision)
     score = selection_score(metrics, run.prepared.tasks, config.select_on)
     line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
             "lr": lr, **scalar_metrics(metrics),
             **{f"train_loss/{k}": round(sum(v) / len(v), 6) for k, v in run.state.running.items() if v},
             **{k: round(v, 6) for k, v in weights.items()}, "score": score}
     run.state.running.clear()
-    if alarms := check_alarms(line, run.out / "metrics.jsonl", run.prepared.tasks, config):
+    if main and (alarms := check_alarms(line, run.out / "metrics.jsonl", run.prepared.tasks, config)):
         line["alarms"] = alarms
-    append_line(run.out / "metrics.jsonl", json.dumps(line))
+    if main:
+        append_line(run.out / "metrics.jsonl", json.dumps(line))
     balancer.on_evaluation(metrics, state.step)
     if run.on_evaluation is not None:
         run.on_evaluation(state.step, score, line)
     if score is not None and (state.best_score is None or score > state.best_score):
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
         try:
-            run.prepared.model.save_pretrained(run.out / "model")
+            if main:
+                run.prepared.model.save_pretrained(run.out / "model")
         except OSError as exc:
             raise CheckpointError(f"step {state.step}: the best model could not be written "
                                   f"({exc.strerror}); the previous {run.out / 'model'} is intact") from None
@@ -165,64 +178,27 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     return config.patience is not None and state.evals_since_best >= config.patience
 
 
-def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
-    found = checkpoint.latest_complete(run.out / "checkpoints")
-    if found is None:
-        log.warning("--resume: no complete checkpoint in %s; starting from step 0",
-                    run.out / "checkpoints")
-        return
-    saved = checkpoint.load_checkpoint(found, run.prepared.model, objects, run.device)
-    run.state = LoopState(**saved)
-    for group, stream_state in run.state.streams.items():
-        run.streams[group].load_state_dict(stream_state)
-    try:
-        if run.state.sampler:  # checkpoints from before samplers were saved have none
-            sampler.load_state_dict(run.state.sampler)
-    except ValueError as exc:
-        raise ConfigError(f"--resume: {exc}; resume with the sampler the run started with") from None
-    balancer.load_extra_state_dict(run.state.balancer)
-    keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
-    log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
-
-
-def keep_metrics_until(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint, so a resumed log equals an unbroken one."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        write_text(path, "".join(f"{ln}\n" for ln in lines))
-
-
-def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
-    run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
-    run.state.sampler = sampler.state_dict()
-    run.state.balancer = balancer.extra_state_dict()
-    try:
-        checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model,
-                                   objects, asdict(run.state), run.config.train.keep_checkpoints)
-    except OSError as exc:
-        raise CheckpointError(
-            f"step {run.state.step}: the checkpoint could not be written ({exc.strerror}); earlier "
-            f"checkpoints in {run.out / 'checkpoints'} are intact, free space and --resume") from None
-
-
 def finish(run: Run) -> dict[str, Any]:
     """Test metrics with the best model (or the last one when there is no dev data)."""
-    model, config = run.prepared.model, run.config.train
+    model, config, main = run.prepared.model, run.config.train, run.ddp.is_main
     if run.state.best_step is None:
-        model.save_pretrained(run.out / "model")
+        if main:
+            model.save_pretrained(run.out / "model")
     else:
+        run.ddp.barrier()  # rank 0 has written the best model
         load_model(model, str(run.out / "model" / "model.safetensors"), device=str(run.device))
     results: dict[str, Any] = {"best_step": run.state.best_step, "best_score": run.state.best_score}
     for split in ("dev", "test"):
         groups = run.prepared.split(split)
         if groups:
-            metrics = evaluate_groups(model, groups, config.eval_batch_size, config.precision)
+            metrics = evaluate_sharded(run.ddp, model, groups, config.eval_batch_size, config.precision)
             results[split] = metrics
-            append_line(run.out / "metrics.jsonl", json.dumps(
-                {"step": run.state.step, "split": f"final_{split}", **scalar_metrics(metrics)}))
-    write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
-    print_table(run.prepared.tasks, results)
+            if main:
+                append_line(run.out / "metrics.jsonl", json.dumps(
+                    {"step": run.state.step, "split": f"final_{split}", **scalar_metrics(metrics)}))
+    if main:
+        write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
+        print_table(run.prepared.tasks, results)
     return results
 
 
@@ -232,39 +208,66 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
           ) -> dict[str, Any]:
     """Train every task of ``config``; returns final metrics. Writes into train.output_dir.
     With ``init_from`` (a saved model) training continues from it, and the result replaces it
-    only if it passes the promotion gate (training/promotion.py)."""
+    only if it passes the promotion gate (training/promotion.py).
+
+    Launched by ``torchrun`` or ``accelerate launch`` (WORLD_SIZE > 1), every process trains a
+    replica on its shard of each batch and only rank 0 writes files; ``on_evaluation`` is
+    called on every rank with the same values (trackers open on rank 0 only)."""
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     check_combination(config)
+    check_launcher(config.train.precision)
     if init_from is not None:
         promotion.check_init_run(config, init_from)
-    prepared = prepared or prepare(config, init_from=init_from)
+    ddp, device = Distributed.setup(config.train.device)
+    try:
+        if not ddp.is_main:  # one log, one progress bar: rank 0's
+            logging.getLogger("polytask").setLevel(logging.WARNING)
+        prepared = prepared or prepare(config, init_from=init_from)
+        return run_training(config, prepared, ddp, device, resume, init_from, on_evaluation)
+    finally:
+        ddp.close()
+
+
+def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device: torch.device,
+                 resume: bool, init_from: str | Path | None,
+                 on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None) -> dict[str, Any]:
     out = Path(config.train.output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.yaml", dump_config(config))
+        if ddp.is_main:
+            write_text(out / "config.yaml", dump_config(config))
     except OSError as exc:
         raise CheckpointError(f"train.output_dir {out}: cannot write there ({exc.strerror}); "
                               "choose a writable directory with free space") from None
-    device = pick_device(config.train.device)
     model = prepared.model.to(device)
+    ddp.broadcast_parameters(model)
     train_features = prepared.features["train"]
-    streams = {g: GroupStream(g, f, config.train.batch_size, config.train.seed, config.train.group_by_length)
+    # Each rank draws the same global batch (batch_size per process x world_size) and keeps its shard.
+    streams = {g: GroupStream(g, f, config.train.batch_size * ddp.world_size, config.train.seed,
+                              config.train.group_by_length)
                for g, f in train_features.items() if f}
-    total, per_epoch = plan_steps(config, {g: len(s.features) for g, s in streams.items()})
-    run = Run(prepared, out, device, streams, total, per_epoch, on_evaluation=on_evaluation)
+    total, per_epoch = plan_steps(config, {g: len(s.features) for g, s in streams.items()}, ddp.world_size)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.train.precision == "fp16")
+    run = Run(prepared, out, device, streams, total, per_epoch, on_evaluation=on_evaluation, ddp=ddp,
+              scaler=scaler)
     sampler = build_sampler(config.sampler, {g: len(s.features) for g, s in streams.items()},
                             config.train.seed, total)
     balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
+    balancer.grad_scaler = scaler
     optimizer = build_optimizer(model, balancer, config.train)
     scheduler = build_scheduler(optimizer, config.train, total)
-    objects = {"optimizer": optimizer, "scheduler": scheduler, "balancer": balancer}
+    objects: dict[str, Any] = {"optimizer": optimizer, "scheduler": scheduler, "balancer": balancer}
+    if scaler.is_enabled():
+        objects["grad_scaler"] = scaler
+    if ddp.active:
+        objects["rank_rng"] = RankRNG(ddp)
     if resume:
         resume_from(run, objects, sampler, balancer)
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
-    with ProgressBar(total, run.state.step, enabled=config.train.progress) as bar:
+    with ProgressBar(total, run.state.step, enabled=config.train.progress and ddp.is_main) as bar:
         while run.state.step < total:
             weights = train_step(run, sampler, balancer, optimizer, scheduler)
             run.state.step += 1
@@ -272,7 +275,8 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
             last = run.state.step == total
             stop = False
             if has_dev and (run.state.step % eval_every == 0 or last):
-                stop = evaluate_and_select(run, balancer, weights, scheduler.get_last_lr()[0])
+                stop = ddp.broadcast_object(
+                    evaluate_and_select(run, balancer, weights, scheduler.get_last_lr()[0]))
             if run.state.step % save_every == 0 or last or stop:
                 save_state(run, objects, sampler, balancer)
             if stop:
@@ -280,7 +284,7 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
                          run.state.step, config.train.patience)
                 break
     results = finish(run)
-    if init_from is not None:
+    if init_from is not None and ddp.is_main:  # the gate compares and replaces files: rank 0 only
         results["promotion"] = promotion.gate(prepared, out, init_from, results.get("dev", {}), device)
         write_text(out / "results.json", json.dumps(results, indent=2, default=str))
     return results

@@ -28,6 +28,16 @@ class Balancer(nn.Module):
         super().__init__()
         self.task_names = list(task_names)
         self.config = config
+        # train.precision fp16: the trainer's torch.amp.GradScaler; run_backward scales with it.
+        self.grad_scaler: torch.amp.GradScaler | None = None
+
+    def run_backward(self, objective: torch.Tensor) -> None:
+        """``objective.backward()``, through the fp16 gradient scaler when there is one. Every
+        method that supports fp16 does its backward here, so the scale also reaches the
+        gradients of its own parameters (e.g. uncertainty's log-variances)."""
+        if self.grad_scaler is not None and self.grad_scaler.is_enabled():
+            objective = self.grad_scaler.scale(objective)
+        objective.backward()
 
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
@@ -39,7 +49,7 @@ class Balancer(nn.Module):
         """
         weights = self.weights(losses)
         total = sum(weights[name] * loss for name, loss in losses.items())
-        total.backward()
+        self.run_backward(total)
         return {f"weight/{name}": float(w) for name, w in weights.items()}
 
     def on_evaluation(self, metrics: dict[str, Any], step: int) -> None:
@@ -85,6 +95,14 @@ def check_option(ok: bool, config: WeightingConfig, option: str, requirement: st
 
 def build_balancer(config: WeightingConfig, task_names: list[str]) -> Balancer:
     return BALANCERS.get(config.name)(task_names, config)
+
+
+def current_distributed():
+    """The data-parallel group of this run (``polytask.training.distributed``); one process
+    outside ``torchrun``/``accelerate launch``."""
+    from polytask.training.distributed import current
+
+    return current()
 
 
 def stack_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:

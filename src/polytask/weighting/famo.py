@@ -64,7 +64,7 @@ class FAMO(Balancer):
         self.previous.fill_(float("nan"))
         self.previous[index] = current
         objective, coefficients = famo_objective(values, self.logits[index].to(values))
-        objective.backward()
+        self.run_backward(objective)
         return {f"weight/{name}": float(c) for name, c in zip(losses, coefficients)}
 
     @torch.no_grad()

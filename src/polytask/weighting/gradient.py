@@ -9,6 +9,11 @@ per-task gradients are the rows of the full Jacobian w.r.t. the shared parameter
 encoder backward per task.
 
 Aggregators come from torchjd (``torchjd.aggregation``); a method only says which one.
+
+Under data parallelism (``training/distributed.py``) the per-task gradient matrix is combined
+across ranks before aggregation: averaged for parameters, gathered side by side for features.
+Every rank aggregates the same matrix (that of the global batch), so weights and balancer state
+agree everywhere and equal a single process's on the same global batch (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -23,11 +28,26 @@ from torchjd.aggregation import WeightedAggregator
 from torchjd.autojac import mtl_backward
 
 from polytask.config import WeightingConfig
-from polytask.weighting.base import Balancer, resolve_options
+from polytask.weighting.base import Balancer, current_distributed, resolve_options
 
 
 def task_gradients(losses: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
-    """The [tasks, n] matrix whose row i is d losses[i] / d inputs, flattened; keeps the graph."""
+    """The [tasks, n] matrix whose row i is d losses[i] / d inputs, flattened; keeps the graph.
+
+    Under data parallelism, the matrix of the global batch (identical on every rank): per-task
+    gradients are combined across ranks BEFORE anything aggregates them or reads their norms."""
+    return global_task_gradients(local_task_gradients(losses, inputs), inputs)
+
+
+def global_task_gradients(matrix: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
+    """``matrix`` (this rank's) combined over ranks; a no-op on one process. Parameters are the
+    same on every rank (averaged); features belong to this rank's rows (gathered side by side)."""
+    per_example = not all(isinstance(x, nn.Parameter) for x in inputs)
+    return current_distributed().global_task_gradients(matrix, per_example)
+
+
+def local_task_gradients(losses: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
+    """``task_gradients`` of this process's batch only."""
     rows = []
     for loss in losses:
         grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
@@ -107,9 +127,12 @@ class GradientBalancer(Balancer):
 
     def _features_backward(self, losses: dict[str, torch.Tensor],
                            features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        matrix = task_gradients(list(losses.values()), [features])
+        local = local_task_gradients(list(losses.values()), [features])
+        matrix = global_task_gradients(local, [features])  # = local on one process
         weights = self.weigh(list(losses), matrix)
-        direction = (weights.to(matrix.dtype) @ matrix).reshape(features.shape)
+        # This rank's part of the direction; the trainer averages the encoder gradients it
+        # produces over ranks, which makes them those of the global batch.
+        direction = (weights.to(local.dtype) @ local).reshape(features.shape)
         with replaced_gradient(features, direction):
             sum(losses.values()).backward()
         return weights, matrix @ matrix.T
@@ -125,7 +148,7 @@ class GradientBalancer(Balancer):
         jacobians = [p.jac.reshape(p.jac.shape[0], -1) for p in params]
         for p in params:
             del p.jac
-        matrix = torch.cat(jacobians, dim=1)
+        matrix = global_task_gradients(torch.cat(jacobians, dim=1), params)  # rank average
         weights = self.weigh(list(losses), matrix)
         for p, jacobian in zip(params, jacobians):
             step = (weights.to(jacobian.dtype) @ jacobian).reshape(p.shape)

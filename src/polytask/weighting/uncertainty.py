@@ -35,6 +35,6 @@ class Uncertainty(Balancer):
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
         log_vars = self.log_vars[task_index(self.task_names, losses).to(self.log_vars.device)]
-        uncertainty_objective(stack_losses(losses), log_vars).backward()
+        self.run_backward(uncertainty_objective(stack_losses(losses), log_vars))
         weights = torch.exp(-log_vars.detach())
         return {f"weight/{name}": float(w) for name, w in zip(losses, weights)}

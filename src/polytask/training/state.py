@@ -1,0 +1,97 @@
+"""The loop's own state (step, data positions, early stopping...) and its checkpoints: save it,
+and resume from the newest complete one, on one process or all ranks of a distributed run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polytask.atomic import write_text
+from polytask.errors import CheckpointError, ConfigError
+from polytask.training import checkpoint
+
+if TYPE_CHECKING:
+    from polytask.training.trainer import Run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    streams: dict[str, dict[str, int]] = field(default_factory=dict)
+    sampler: dict[str, Any] = field(default_factory=dict)
+    balancer: dict[str, Any] = field(default_factory=dict)
+    # Train losses since the last evaluation; checkpointed so a resumed log is identical.
+    running: dict[str, list[float]] = field(default_factory=dict)
+    world_size: int = 1  # processes of the run: a resume must use as many (same global batch)
+
+
+def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
+    # Rank 0 picks the checkpoint and every rank loads that one.
+    found = run.ddp.broadcast_object(checkpoint.latest_complete(run.out / "checkpoints"))
+    if found is None:
+        log.warning("--resume: no complete checkpoint in %s; starting from step 0",
+                    run.out / "checkpoints")
+        return
+    check_world_size(found, run.ddp.world_size)
+    saved = checkpoint.load_checkpoint(found, run.prepared.model, objects, run.device)
+    if "rank_rng" in objects:
+        objects["rank_rng"].restore()
+    run.state = LoopState(**saved)
+    for group, stream_state in run.state.streams.items():
+        run.streams[group].load_state_dict(stream_state)
+    try:
+        if run.state.sampler:  # checkpoints from before samplers were saved have none
+            sampler.load_state_dict(run.state.sampler)
+    except ValueError as exc:
+        raise ConfigError(f"--resume: {exc}; resume with the sampler the run started with") from None
+    balancer.load_extra_state_dict(run.state.balancer)
+    if run.ddp.is_main:
+        keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
+    log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
+
+
+def check_world_size(found: Path, world_size: int) -> None:
+    """A resume must run as many processes as the run had: train.batch_size is per process, so
+    another count would change the global batch, the step plan and the data order."""
+    try:
+        saved = json.loads((found / "trainer_state.json").read_text(encoding="utf-8")).get("world_size", 1)
+    except (OSError, ValueError, AttributeError):
+        return  # load_checkpoint reports a damaged checkpoint
+    if saved != world_size:
+        raise ConfigError(f"--resume: {found} was written by a run with {saved} process(es), this one "
+                          f"has {world_size}; relaunch with {saved} (torchrun --nproc_per_node / "
+                          "accelerate --num_processes), or start a new output_dir")
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint, so a resumed log equals an unbroken one."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        write_text(path, "".join(f"{ln}\n" for ln in lines))
+
+
+def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
+    run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
+    run.state.sampler = sampler.state_dict()
+    run.state.balancer = balancer.extra_state_dict()
+    run.state.world_size = run.ddp.world_size
+    if "rank_rng" in objects:
+        objects["rank_rng"].capture()  # collective: every rank hands rank 0 its RNG state
+    if not run.ddp.is_main:
+        return
+    try:
+        checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model,
+                                   objects, asdict(run.state), run.config.train.keep_checkpoints)
+    except OSError as exc:
+        raise CheckpointError(
+            f"step {run.state.step}: the checkpoint could not be written ({exc.strerror}); earlier "
+            f"checkpoints in {run.out / 'checkpoints'} are intact, free space and --resume") from None
