@@ -35,6 +35,7 @@ def _flower():
         import flwr  # noqa: F401
     except ImportError:
         raise ConfigError("polytask federated needs Flower: pip install 'polytask[federated]'") from None
+    logging.getLogger("flwr").propagate = False  # Flower prints its own log; not twice
 
 
 def _grid_class():
