@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from polytask.data.batches import shard
-from polytask.errors import ConfigError
+from polytask.errors import ConfigError, TrainingDiverged
 
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a stuck peer fails the run instead of hanging forever
@@ -181,7 +182,8 @@ class Distributed:
             loss = losses[name] if counts[name] else zero(name)
             scaled = loss * (self.world_size * counts[name] / float(rows[i]))
             value = (sums[i] / rows[i]).to(scaled.device, scaled.dtype)
-            out[name] = scaled + (value - scaled.detach())
+            # value + 0 in the forward pass (bit-identical on every rank), ∇scaled in the backward.
+            out[name] = value + (scaled - scaled.detach())
         return out
 
     def global_task_gradients(self, matrix: torch.Tensor, per_example: bool) -> torch.Tensor:
@@ -222,6 +224,18 @@ class Distributed:
                 p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
                 offset += p.numel()
 
+    def check_replicas(self, modules: dict[str, torch.nn.Module], extra: dict[str, Any]) -> None:
+        """Raise if any rank's weights, buffers or ``extra`` state (e.g. a balancer's loss history)
+        differ from rank 0's: replicas that drifted apart would go on silently training
+        different models. Collective; one checksum per tensor is exchanged."""
+        if not self.active:
+            return
+        gathered = self.gather_objects(fingerprint(modules, extra))
+        if diverged := diverging_keys(gathered):
+            raise TrainingDiverged(
+                f"data-parallel replicas diverged ({len(diverged)} entries differ from rank 0, e.g. "
+                f"{', '.join(diverged[:5])}); every rank must see the same data, code and versions")
+
     @contextlib.contextmanager
     def same_randomness(self, seed: int, draw: int) -> Iterator[None]:
         """Balancers that draw random numbers (RLW's weights, PCGrad's order) draw the same on
@@ -236,36 +250,26 @@ class Distributed:
             yield
 
 
+def fingerprint(modules: dict[str, torch.nn.Module], extra: dict[str, Any]) -> dict[str, Any]:
+    """A CRC32 per tensor of each module's state_dict (raw bytes: any dtype), and ``extra`` as JSON."""
+    prints: dict[str, Any] = {}
+    for prefix, module in modules.items():
+        for name, tensor in module.state_dict().items():
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            prints[f"{prefix}.{name}"] = zlib.crc32(raw.tobytes())
+    prints.update({f"extra.{k}": json.dumps(v, sort_keys=True, default=str) for k, v in extra.items()})
+    return prints
+
+
+def diverging_keys(gathered: list[dict[str, Any]]) -> list[str]:
+    """Keys whose value on some rank differs from rank 0's (or is missing on either side)."""
+    first = gathered[0]
+    return sorted({key for other in gathered[1:] for key in first.keys() | other.keys()
+                   if first.get(key) != other.get(key)})
+
+
 def current() -> Distributed:
     """The process group torch.distributed has open (the trainer's), or a single process."""
     if not (dist.is_available() and dist.is_initialized()):
         return Distributed()
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-class RankRNG:
-    """Checkpoint entry with every rank's RNG state (rank 0 writes the checkpoint; a resumed rank
-    restores its own stream, so dropout repeats exactly). ``capture`` is collective."""
-
-    def __init__(self, ddp: Distributed) -> None:
-        self.ddp, self.states, self.loaded = ddp, [], None
-
-    def capture(self) -> None:
-        from polytask.training.checkpoint import capture_rng
-
-        self.states = self.ddp.gather_objects(capture_rng())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"ranks": self.states}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        ranks = state.get("ranks", [])
-        self.loaded = ranks[self.ddp.rank] if len(ranks) == self.ddp.world_size else None
-
-    def restore(self) -> None:
-        """After the checkpoint restored rank 0's RNG: this rank's own, if it was saved."""
-        from polytask.training.checkpoint import restore_rng
-
-        if self.loaded is not None:
-            self.loaded["torch"] = self.loaded["torch"].cpu()
-            restore_rng(self.loaded)

@@ -12,11 +12,36 @@ from typing import TYPE_CHECKING, Any
 from polytask.atomic import write_text
 from polytask.errors import CheckpointError, ConfigError
 from polytask.training import checkpoint
+from polytask.training.distributed import Distributed
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Run
 
 log = logging.getLogger(__name__)
+
+
+class RankRNG:
+    """Checkpoint entry with every rank's RNG state (rank 0 writes the checkpoint; a resumed rank
+    restores its own stream, so dropout repeats exactly). ``capture`` is collective."""
+
+    def __init__(self, ddp: Distributed) -> None:
+        self.ddp, self.states, self.loaded = ddp, [], None
+
+    def capture(self) -> None:
+        self.states = self.ddp.gather_objects(checkpoint.capture_rng())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranks": self.states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ranks = state.get("ranks", [])
+        self.loaded = ranks[self.ddp.rank] if len(ranks) == self.ddp.world_size else None
+
+    def restore(self) -> None:
+        """After the checkpoint restored rank 0's RNG: this rank's own, if it was saved."""
+        if self.loaded is not None:
+            self.loaded["torch"] = self.loaded["torch"].cpu()
+            checkpoint.restore_rng(self.loaded)
 
 
 @dataclass
@@ -84,6 +109,7 @@ def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     run.state.sampler = sampler.state_dict()
     run.state.balancer = balancer.extra_state_dict()
     run.state.world_size = run.ddp.world_size
+    run.ddp.check_replicas({"model": run.prepared.model, "balancer": balancer}, run.state.balancer)
     if "rank_rng" in objects:
         objects["rank_rng"].capture()  # collective: every rank hands rank 0 its RNG state
     if not run.ddp.is_main:

@@ -23,12 +23,12 @@ from polytask.evaluation.evaluate import autocast, scalar_metrics, selection_sco
 from polytask.sampling.samplers import build_sampler
 from polytask.sharing.base import check_sharing
 from polytask.training import promotion
-from polytask.training.distributed import Distributed, RankRNG, check_launcher
+from polytask.training.distributed import Distributed, check_launcher
 from polytask.training.distributed_eval import evaluate_sharded
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
 from polytask.training.setup import Prepared, prepare
-from polytask.training.state import LoopState, resume_from, save_state
+from polytask.training.state import LoopState, RankRNG, resume_from, save_state
 from polytask.weighting.base import BALANCERS, build_balancer
 
 log = logging.getLogger(__name__)
