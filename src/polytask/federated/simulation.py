@@ -5,8 +5,8 @@ client's number of training examples); each client is a ``ClientApp`` whose trai
 functions drive a ``LocalClient`` (client.py). Messages, records and aggregation are
 Flower's own. Delivery is ``InProcessGrid``, written here because Flower 1.41's simulation
 engine (``flwr.simulation.run_simulation``) has only a Ray backend: ``flwr[simulation]`` pins
-Ray, which starts a worker process per client and takes tens of seconds to boot, too heavy
-for a local run on two cores. Clients run one after another in this process, so each keeps
+Ray 2.55, which starts a local Ray cluster with actor processes that each import torch and
+the model code again: a large dependency and start-up cost for a run on two cores. Clients run one after another in this process, so each keeps
 its data, heads and optimizer state in memory between rounds.
 """
 

@@ -45,7 +45,7 @@ def predict_stream(model_dir: str | Path, rules: RuleSet, path: Path, batch_size
 
     model = load_model(model_dir)
     check_against_model(rules, model.tasks)
-    records = read_inputs(path)
+    records = read_inputs(path, model.tokenizer)  # a tabular model reads feature columns
     predictions = predict_records(model, records, rules.tasks(), batch_size)
     return [{**r.fields, "predictions": p} for r, p in zip(records, predictions)], [r.line for r in records]
 
