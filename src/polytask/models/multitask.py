@@ -6,7 +6,7 @@ A saved model directory holds:
 - ``polytask.json``       format version, model options, each task's config and state
                           (label maps, target statistics);
 - ``encoder/config.json`` the encoder architecture, rebuilt offline without the hub;
-- the tokenizer files.
+- the tokenizer files (a tabular model: ``tabular_vocab.json``, its field vocabulary).
 """
 
 from __future__ import annotations
