@@ -94,3 +94,19 @@ def test_config_checks(tmp_path, tiny_encoder):
     raw["model"]["sharing"] = "soft"
     with pytest.raises(ConfigError, match="set model.sharing: hard"):
         load_federated_config(raw)
+
+
+def test_example_config_runs_on_a_tiny_model(tmp_path):
+    import re
+
+    from conftest import build_tiny_encoder
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "federated"
+    words = {w for path in (example / "data").glob("*_train.jsonl") for line in path.read_text().splitlines()
+             for w in re.findall(r"[a-z]+", json.loads(line)["text"].lower())}
+    encoder = build_tiny_encoder(tmp_path / "tiny", sorted(words))
+    results = run_federated(example / "config.yaml", [
+        f"model.encoder={encoder}", f"train.output_dir={tmp_path / 'run'}", "federated.rounds=1",
+        "federated.local_steps=2"])
+    assert {name: set(c["tasks"]) for name, c in results["clients"].items()} == {
+        "bank": {"topic", "sentiment"}, "broker": {"sentiment", "intensity"}, "desk": {"topic", "intensity"}}
