@@ -95,6 +95,8 @@ class TaskConfig(Strict):
                                    "training, and the most generated")
     num_beams: int = Field(1, ge=1, description="seq2seq: beam search width (1 = greedy)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
+    decoder_layers: int | None = Field(None, ge=1, description="seq2seq on an encoder-only "
+                                       "checkpoint: keep the decoder's bottom k layers (default all)")
 
 
 class SharingConfig(Strict):

@@ -110,6 +110,13 @@ def test_shared_decoder_is_one_module_with_task_prompts(tmp_path, tiny_bert):
     assert prompts["reverse"] != prompts["first"] and len(prompts["first"]) == 2
     out = predict(tmp_path / "run" / "model", ["red see"])
     assert set(out[0]) == {"reverse", "first"}
+    from fastapi.testclient import TestClient
+
+    from polytask.serving import create_app
+
+    with TestClient(create_app(tmp_path / "run" / "model")) as client:  # served with PyTorch
+        served = client.post("/predict", json={"inputs": ["red see"]})
+    assert served.status_code == 200 and served.json()["predictions"] == out
 
 
 def test_shared_decoder_needs_distinguishable_task_names(tmp_path, tiny_bert):
@@ -131,3 +138,15 @@ def test_empty_target_is_a_data_error_with_file_and_line(tmp_path, tiny_bert):
     message = str(caught.value)
     assert f"{train_file}:3" in message and f"{train_file}:5" in message
     assert "empty target" in message and "reverse" in message
+
+
+@pytest.mark.parametrize("sharing", ["soft", "mmoe", "hierarchical", "lora"])
+def test_generation_trains_under_other_sharing_strategies(tmp_path, tiny_bert, sharing):
+    """LoRA injects adapters into the encoder before the decoder is warm-started from it."""
+    raw = copy_config(tmp_path, tiny_bert, [REVERSE, COLOR], n_train=16, max_steps=2, eval_every=2)
+    raw["model"]["sharing"] = sharing
+    raw["weighting"] = {"name": "upgrad",
+                        "gradients_on": "parameters" if sharing in ("soft", "lora") else "features"}
+    results = train(parse_config(raw))
+    assert "reverse/rougeL" in results["test"] and "color/accuracy" in results["test"]
+    assert predict(tmp_path / "run" / "model", ["red see"])[0]["reverse"]["text"] is not None

@@ -160,15 +160,23 @@ class CausalDecoder(Decoder):
         return out[:, prompt.size(1):]
 
 
-def _causal_config(encoder_config: PretrainedConfig) -> PretrainedConfig:
+def _causal_config(encoder_config: PretrainedConfig, layers: int | None) -> PretrainedConfig:
     config = copy.deepcopy(encoder_config)
     config.is_decoder, config.add_cross_attention = True, True
+    if layers is not None:
+        if layers > config.num_hidden_layers:
+            raise ConfigError(f"decoder_layers: {layers} is more than the encoder's "
+                              f"{config.num_hidden_layers} layers")
+        config.num_hidden_layers = layers  # warm-started from the encoder's bottom layers
     return config
 
 
 def _warm_causal(encoder: nn.Module, decoder: PreTrainedModel) -> None:
-    """Copy the encoder's weights into the decoder; only cross-attention stays fresh."""
-    result = decoder.base_model.load_state_dict(encoder.state_dict(), strict=False)
+    """Copy the encoder's weights into the decoder; only cross-attention stays fresh. Adapters a
+    sharing strategy injected first (peft LoRA: ``base_layer`` + ``lora_*``) are left out."""
+    weights = {k.replace(".base_layer.", "."): v for k, v in encoder.state_dict().items()
+               if ".lora_" not in k}
+    result = decoder.base_model.load_state_dict(weights, strict=False)
     fresh = [k for k in result.missing_keys if "crossattention" not in k]
     if fresh:
         raise ConfigError(f"cannot warm-start a decoder from {type(encoder).__name__}: its weights do "
@@ -177,12 +185,16 @@ def _warm_causal(encoder: nn.Module, decoder: PreTrainedModel) -> None:
              type(decoder).__name__, len(result.missing_keys))
 
 
-def build_decoder(encoder: nn.Module, token_ids: dict[str, int],
-                  saved: dict[str, Any] | None = None) -> Decoder:
+def build_decoder(encoder: nn.Module, token_ids: dict[str, int], saved: dict[str, Any] | None = None,
+                  layers: int | None = None) -> Decoder:
     """A decoder for ``encoder``: copied or warm-started from the checkpoint when training
     starts, or from ``saved`` (``Decoder.describe()``) with random weights when a saved model is
-    rebuilt. ``token_ids`` holds ``eos`` and ``pad``, and ``start`` for causal decoders."""
+    rebuilt. ``token_ids`` holds ``eos`` and ``pad``, and ``start`` for causal decoders;
+    ``layers`` shortens a causal decoder to its bottom layers."""
     kind = saved["kind"] if saved else ("seq2seq" if is_seq2seq_config(encoder.config) else "causal")
+    if kind == "seq2seq" and layers is not None and saved is None:
+        raise ConfigError("decoder_layers applies to decoders built from an encoder-only checkpoint; "
+                          "an encoder-decoder checkpoint's decoder is copied whole")
     if kind == "seq2seq":
         template = encoder.__dict__.get(PRETRAINED_ATTR)
         if saved is None and template is not None:
@@ -195,7 +207,7 @@ def build_decoder(encoder: nn.Module, token_ids: dict[str, int],
         if start is None:
             raise ConfigError(f"{type(model).__name__}: its config has no decoder_start_token_id")
         return Seq2SeqDecoder(model, start, token_ids["eos"], token_ids["pad"])
-    config = config_from_dict(saved["config"]) if saved else _causal_config(encoder.config)
+    config = config_from_dict(saved["config"]) if saved else _causal_config(encoder.config, layers)
     try:
         model = AutoModelForCausalLM.from_config(config)
     except ValueError as exc:

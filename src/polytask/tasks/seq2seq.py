@@ -114,7 +114,8 @@ class Seq2Seq(Task):
         if shared and SHARED_DECODER in context.shared:
             decoder = context.shared[SHARED_DECODER]
         else:
-            decoder = build_decoder(context.encoder, self.token_ids, self.saved_decoder)
+            decoder = build_decoder(context.encoder, self.token_ids, self.saved_decoder,
+                                    self.config.decoder_layers)
             if shared:
                 context.shared[SHARED_DECODER] = decoder
         self.decoder_spec = decoder.describe()
