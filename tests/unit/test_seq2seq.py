@@ -59,7 +59,8 @@ def test_encoder_decoder_learns_to_reverse_and_reloads_identically(tmp_path, tin
 
 def test_t5_checkpoint_trains_and_reloads(tmp_path):
     t5 = build_tiny_t5(tmp_path / "t5")
-    raw = copy_config(tmp_path, t5, [FIRST, COLOR], n_train=32, max_steps=6, eval_every=6)
+    raw = copy_config(tmp_path, t5, [{**FIRST, "label_smoothing": 0.1}, COLOR], n_train=32,
+                      max_steps=6, eval_every=6)
     raw["model"]["pooling"] = "mean"
     results = train(parse_config(raw))
     assert "first/rougeL" in results["test"] and "color/accuracy" in results["test"]
