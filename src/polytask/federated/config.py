@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from polytask.config import (DatasetConfig, RunConfig, Strict, _resolve_paths, apply_overrides,
-                             read_yaml, validate_yaml)
+from polytask.config import DatasetConfig, RunConfig, Strict, _resolve_paths
+from polytask.yaml_io import apply_overrides, read_yaml, validate_yaml
 
 
 class ClientSpec(Strict):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from polytask.config import _line_of, read_yaml, validate_yaml
+from polytask.yaml_io import _line_of, read_yaml, validate_yaml
 from polytask.errors import ConfigError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
