@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from polytask.config import RunConfig
 from polytask.data.features import build_features
+from polytask.data.jsonl import json_lines
 from polytask.data.records import Record, split_words
 from polytask.data.validation import validate
 from polytask.errors import ConfigError, DataIssue, DataValidationError
@@ -26,18 +26,7 @@ def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
     """JSONL inputs: each line an object with "text" (and optional "text_pair") or "tokens";
     for a tabular model (``tokenizer`` a FieldVocabulary) an object of its feature columns."""
     records, issues = [], []
-    if not path.is_file():
-        raise DataValidationError([DataIssue(str(path), None, "file", "input file not found",
-                                             "pass an existing JSONL file")])
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            issues.append(DataIssue(str(path), number, "json", f"not valid JSON ({exc.msg})",
-                                    'write one JSON object per line, e.g. {"text": "..."}'))
-            continue
+    for number, obj in json_lines(path, issues, '{"text": "..."}'):
         if hasattr(tokenizer, "parse_row"):  # tabular: feature columns, checked like training cells
             if (record := tokenizer.parse_row(str(path), number, obj, issues)) is not None:
                 records.append(record)

@@ -77,18 +77,15 @@ def parse_features(source: str, line: int, cells: Mapping[str, Any], categorical
                    numeric: list[str], issues: list[DataIssue]) -> dict[str, Any] | None:
     """Clean values of one row's feature columns; None (and an issue per bad cell) if any is bad."""
     values: dict[str, Any] = {}
-    for column in categorical:
+    kinds = [(c, "categorical", _category) for c in categorical] + [(c, "numeric", _number) for c in numeric]
+    for column, kind, clean in kinds:
         raw = cells.get(column)
-        values[column] = None if _blank(raw) else _category(raw)
+        values[column] = None if _blank(raw) else clean(raw)
         if not _blank(raw) and values[column] is None:
-            issues.append(DataIssue(source, line, column, f"categorical column {column!r} holds a "
-                                    f"{type(raw).__name__}, not a value", _HINTS["categorical"]))
-    for column in numeric:
-        raw = cells.get(column)
-        values[column] = None if _blank(raw) else _number(raw)
-        if not _blank(raw) and values[column] is None:
-            issues.append(DataIssue(source, line, column, f"numeric column {column!r} must be a "
-                                    f"finite number, got {raw!r}", _HINTS["numeric"]))
+            problem = (f"categorical column {column!r} holds a {type(raw).__name__}, not a value"
+                       if kind == "categorical" else
+                       f"numeric column {column!r} must be a finite number, got {raw!r}")
+            issues.append(DataIssue(source, line, column, problem, _HINTS[kind]))
     bad = any(values[c] is None and not _blank(cells.get(c)) for c in [*categorical, *numeric])
     return None if bad else values
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from polytask.atomic import write_text
+from polytask.data.jsonl import json_lines
 from polytask.errors import DataIssue, DataValidationError
 from polytask.monitor.engine import HINTS, Monitor
 from polytask.monitor.rules import RuleSet, check_against_model, load_rules
@@ -15,19 +16,8 @@ from polytask.monitor.rules import RuleSet, check_against_model, load_rules
 
 def read_stream(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     """JSON objects of a JSONL file and their line numbers; all bad lines raised at once."""
-    if not path.is_file():
-        raise DataValidationError([DataIssue(str(path), None, "file", "input file not found",
-                                             "pass an existing JSONL file")])
     items, lines, issues = [], [], []
-    for number, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            issues.append(DataIssue(str(path), number, "json", f"not valid JSON ({exc.msg})",
-                                    "write one JSON object per line"))
-            continue
+    for number, obj in json_lines(path, issues, '{"id": "1", "predictions": {...}}'):
         if not isinstance(obj, dict):
             issues.append(DataIssue(str(path), number, "json", "not a JSON object", HINTS["predictions"]))
             continue
