@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -18,7 +17,7 @@ from polytask.config import load_config
 from polytask.data.records import split_words
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import polytask, write_config  # noqa: E402
+from cli_helpers import polytask, run_in_process, write_config  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chinese"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -73,16 +72,12 @@ def test_chinese_sentiment_and_ner_learn_and_predict_per_character(tmp_path):
 
 
 def test_example_config_explains_a_missing_chinese_checkpoint(tmp_path, monkeypatch, capsys):
-    from polytask.cli import main
 
     raw = yaml.safe_load((EXAMPLE / "config.yaml").read_text(encoding="utf-8"))
     for dataset in raw["datasets"].values():
         for split in ("train", "dev", "test"):
             dataset[split] = str(EXAMPLE / dataset[split])
     raw["train"]["output_dir"] = str(tmp_path / "run")
-    monkeypatch.setattr(sys, "argv", ["polytask", "train", str(write_config(tmp_path / "config.yaml", raw))])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    stderr = " ".join(capsys.readouterr().err.split())
+    code, stderr = run_in_process(monkeypatch, capsys, "train", write_config(tmp_path / "config.yaml", raw))
+    assert code == 2
     assert "bert-base-chinese" in stderr and "not a local directory" in stderr

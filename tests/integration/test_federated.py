@@ -14,7 +14,7 @@ pytest.importorskip("flwr")
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import polytask, write_config  # noqa: E402
+from cli_helpers import polytask, run_in_process, write_config  # noqa: E402
 from toy import TASKS, toy_files  # noqa: E402
 
 from polytask.errors import ConfigError  # noqa: E402
@@ -67,15 +67,11 @@ def test_three_clients_all_tasks_beat_their_untrained_baseline(tmp_path, tiny_en
 
 
 def test_cli_runs_and_rejects_bad_clients(tmp_path, tiny_encoder, monkeypatch, capsys):
-    from polytask.cli import main
 
     raw = federated_config(tmp_path, tiny_encoder, rounds=1)
     raw["federated"]["clients"][2]["tasks"] = ["size", "nope"]
-    monkeypatch.setattr(sys, "argv", ["polytask", "federated", str(write_config(tmp_path / "bad.yaml", raw))])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    stderr = " ".join(capsys.readouterr().err.split())
+    code, stderr = run_in_process(monkeypatch, capsys, "federated", write_config(tmp_path / "bad.yaml", raw))
+    assert code == 2
     assert "bad.yaml:" in stderr and "client 'east' names unknown task(s) ['nope']" in stderr
     assert not (tmp_path / "run").exists()
     raw["federated"]["clients"][2]["tasks"] = ["size", "color"]
