@@ -66,8 +66,9 @@ def tune(config: ConfigArg, trials: Annotated[Optional[int], typer.Option(help="
 
 @app.command()
 def federated(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Federated MTL (Flower): clients train their own tasks and data locally, FedAvg merges
-    the shared encoder each round, task heads stay with their client."""
+    """Federated MTL (Flower): clients train locally, FedAvg merges the shared encoder.
+
+    Each client trains its own tasks on its own data; task heads stay with their client."""
     from rich.table import Table
 
     from polytask.federated import run_federated
@@ -203,8 +204,9 @@ def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directo
 @app.command()
 def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
          as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False) -> None:
-    """Model card: sharing strategy, total/trainable parameters, and per task the parameters
-    it uses (shared with every other task + its own)."""
+    """Model card: sharing strategy, parameter counts, and what each task uses.
+
+    Per task: the parameters it shares with every other task, and its own."""
     from rich.table import Table
 
     from polytask.models.card import model_card
