@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/snips"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/snips"))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only-seeds", help="comma-separated seeds to run (e.g. 3), instead of 1..--seeds")
     parser.add_argument("--variants", default="joint,intent_only,slot_only")
     parser.add_argument("--quick", action="store_true", help="1 seed, joint only")
     parser.add_argument("--epochs", type=float, default=4)
@@ -149,6 +150,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants = ["joint"] if args.quick else args.variants.split(",")
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    if args.only_seeds:
+        seeds = [int(seed) for seed in args.only_seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for variant in variants:
