@@ -97,6 +97,7 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
     config, model, ddp = run.config.train, run.prepared.model, run.ddp
     model.train()
     weights: dict[str, float] = {}
+    balancer.micro_batches = config.grad_accum  # each loss below is this share of the step's
     for micro in range(config.grad_accum):
         draw = run.state.step * config.grad_accum + micro
         group = sampler.next_group(draw)
