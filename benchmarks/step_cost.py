@@ -24,6 +24,7 @@ measured in groups, and every group re-measures the two references alongside its
 
     python benchmarks/step_cost.py --encoder tiny --rounds 6 --steps-per-round 5 --max-workers 30
     python benchmarks/step_cost.py --encoder embedded --rounds 3 --steps-per-round 2 --warmup 1
+    python benchmarks/step_cost.py --encoder tiny --only nash_mtl --output /tmp/nash.md
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def unavailable_reason(error: Exception) -> str:
     return f"unavailable (needs {needs.group(1)})" if needs else f"rejected: {str(error).split(';')[0]}"
 
 
-def variants() -> list[Variant]:
-    """The single-task and EW references, then every registered method. A method that combines
-    per-task gradients (``supports_fp16`` is False) gets a row per ``gradients_on`` setting; a
-    setting it rejects, or a method that cannot be built here, gets a row saying why."""
+def variants(only: set[str] | None = None) -> list[Variant]:
+    """The single-task and EW references, then every registered method (or those in ``only``).
+    A method that combines per-task gradients (``supports_fp16`` is False) gets a row per
+    ``gradients_on`` setting; a setting it rejects, or a method that cannot be built here, gets
+    a row saying why."""
     import polytask.weighting  # noqa: F401  (registers every method)
     from polytask.config import WeightingConfig
     from polytask.errors import ConfigError
@@ -125,7 +127,12 @@ def variants() -> list[Variant]:
 
     names = [t["name"] for t in THREE_TASKS]
     found = [Variant("single task (equal)", {"name": "equal"}, tasks=1), Variant("equal", {"name": "equal"})]
+    unknown = sorted((only or set()) - set(BALANCERS.names()))
+    if unknown:
+        raise SystemExit(f"--only: unknown method(s) {unknown}; registered: {', '.join(BALANCERS.names())}")
     for name in BALANCERS.names():
+        if only and name not in only:
+            continue
         takes_gradients = not BALANCERS.get(name).supports_fp16
         settings = ({"name": name, "gradients_on": where} for where in ("features", "parameters"))
         for weighting in settings if takes_gradients else [{"name": name}]:
@@ -366,13 +373,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-workers", type=int, default=12, help="live worker processes at once")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--only", default="", help="comma-separated methods to measure (with the "
+                        "references), e.g. nash_mtl; default: every registered method")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # Big tensors go straight to mmap and back to the OS when freed: peak RSS then tracks live
     # tensors rather than the allocator's cache, and idle workers stay small.
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(2**20))
     output = args.output or HERE / "results" / f"step_cost_{args.encoder}.md"
-    rows = variants()
+    rows = variants({name for name in args.only.split(",") if name} or None)
     with tempfile.TemporaryDirectory(prefix="step-cost-") as folder:
         root = Path(folder)
         data = root / "train.jsonl"

@@ -83,7 +83,9 @@ def _describe(error: dict[str, Any], source: str, root: yaml.Node | None,
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items by index)."""
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items by index). A section
+    written as a plain name (``weighting: static``, ``sampler: uniform``) is the shorthand for
+    ``{name: ...}``, so an override inside it (``weighting.weights.intent=2``) expands it first."""
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"--set {override!r}: expected key.path=value, e.g. train.lr=3e-5")
@@ -94,6 +96,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if isinstance(target, list) and part.isdigit() and int(part) < len(target):
                 target = target[int(part)]
             elif isinstance(target, dict):
+                if isinstance(target.get(part), str):
+                    target[part] = {"name": target[part]}
                 target = target.setdefault(part, {})
             else:
                 raise ConfigError(f"--set {override!r}: {part!r} is not a section of the config")

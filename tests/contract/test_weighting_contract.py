@@ -51,13 +51,14 @@ def raw_config(folder, encoder, name: str, gradients_on: str | None) -> dict:
 
 
 def buildable(raw: dict) -> None:
-    """Skip a case that the method rejects at construction, checking the error says why."""
+    """Skip a setting that the method rejects at construction, checking the error says why. A
+    missing optional dependency is a failure, not a skip: ``polytask[all]`` brings every one."""
     config = parse_config(raw)
     try:
         build_balancer(config.weighting, ["color", "size"])
     except ConfigError as exc:
         message = str(exc)
-        assert "pip install" in message or "gradients_on" in message, message
+        assert "gradients_on" in message, message
         pytest.skip(f"rejected at start-up as documented: {message}")
 
 

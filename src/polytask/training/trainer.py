@@ -90,6 +90,17 @@ def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
             )
 
 
+def check_finite_norm(norm: torch.Tensor, step: int, tasks: list[str]) -> None:
+    """A non-finite gradient norm after finite losses: gradients overflowed (a huge target) or a
+    weight already is NaN/inf. Clipping cannot rescue it (it would scale by max_norm / inf)."""
+    if not torch.isfinite(norm):
+        raise TrainingDiverged(
+            f"step {step}: the gradient norm is {float(norm)} on a batch of task(s) {tasks}, whose "
+            "losses were finite; stopped before the optimizer step, so the weights and the last "
+            "checkpoint are intact. Check these tasks' targets for extreme values (regression: "
+            "normalize_target: true) or lower train.lr")
+
+
 def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, float]:
     """One optimizer step. Under data parallelism every rank samples the same group (the sampler
     is a function of seed and step) and takes its shard of the same global batch; losses and
@@ -97,6 +108,8 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
     config, model, ddp = run.config.train, run.prepared.model, run.ddp
     model.train()
     weights: dict[str, float] = {}
+    trained: dict[str, None] = {}  # the tasks of this step's batches, in order
+    balancer.micro_batches = config.grad_accum  # each loss below is this share of the step's
     for micro in range(config.grad_accum):
         draw = run.state.step * config.grad_accum + micro
         group = sampler.next_group(draw)
@@ -122,6 +135,7 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
                 weights.update(balancer.backward(losses, model.shared_parameters(), features))
         for name, loss in losses.items():
             run.state.running.setdefault(name, []).append(float(loss.detach()) * config.grad_accum)
+            trained.setdefault(name, None)
     penalty = model.sharing.regularization()
     if penalty is not None:  # e.g. soft sharing's pull between encoder copies: once per step
         run.scaler.scale(penalty).backward()
@@ -133,10 +147,8 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
     if run.scaler.is_enabled():
         # fp16: an overflow is expected now and then; the scaler skips that step and halves its scale.
         weights["amp/scale"] = float(run.scaler.get_scale())
-    elif not torch.isfinite(norm):
-        raise TrainingDiverged(
-            f"step {run.state.step + 1}: gradient norm is {float(norm)}; stopped before the optimizer "
-            "step. Lower train.lr or set train.max_grad_norm")
+    else:
+        check_finite_norm(norm, run.state.step + 1, list(trained))
     run.scaler.step(optimizer)  # optimizer.step() unless fp16 found inf/NaN gradients
     run.scaler.update()
     scheduler.step()

@@ -30,6 +30,11 @@ class Balancer(nn.Module):
         self.config = config
         # train.precision fp16: the trainer's torch.amp.GradScaler; run_backward scales with it.
         self.grad_scaler: torch.amp.GradScaler | None = None
+        # train.grad_accum, set by the trainer's train_step: each loss handed to backward() is
+        # 1/micro_batches of the step's. A linear method needs nothing more; one that adds a term
+        # per call (uncertainty's log-variance) or whose update ignores the loss scale (log-losses)
+        # divides by it, so an accumulated step is as large as one doubled batch.
+        self.micro_batches = 1
 
     def run_backward(self, objective: torch.Tensor) -> None:
         """``objective.backward()``, through the fp16 gradient scaler when there is one. Every

@@ -50,5 +50,6 @@ class DualBalancing(Balancer):
         ema = norms + rate * (self.norm_ema[index] - norms)
         self.norm_ema[index], self.steps[index] = ema, steps
         scales = ema.max() / (ema + EPS)
-        (scales.to(logs) * logs).sum().backward()
+        # ∇log L ignores the 1/grad_accum share the trainer put on L: divide it back in.
+        (scales.to(logs) * logs).sum().div(self.micro_batches).backward()
         return {f"weight/{name}": float(s) for name, s in zip(losses, scales)}

@@ -17,9 +17,9 @@ from polytask.weighting.gradient import GradientBalancer
 class NashMTLBalancer(GradientBalancer):
     """Nash-MTL (Navon et al. 2022, "Multi-Task Learning as a Bargaining Game"), torchjd's
     aggregator. It solves a sequence of convex programs with cvxpy and ECOS, too much to
-    re-implement, so the optional extra ``torchjd[nash_mtl]`` is required; without it the run
-    stops at start-up. Every batch must hold every task (the solver's state has one entry per
-    task), i.e. all tasks read the same dataset.
+    re-implement, so the optional extra ``polytask[nash]`` (cvxpy + ecos; part of ``all``) is
+    required; without it the run stops at start-up. Every batch must hold every task (the
+    solver's state has one entry per task), i.e. all tasks read the same dataset.
 
     Options: ``max_norm`` (0 = no clipping of the update norm), ``update_weights_every``,
     ``optim_niter`` (torchjd's defaults).
@@ -32,7 +32,7 @@ class NashMTLBalancer(GradientBalancer):
             return NashMTL(n_tasks=len(self.task_names), **options)
         except ImportError:
             raise ConfigError('weighting "nash_mtl" needs cvxpy and ecos, which are not installed: '
-                              'pip install "torchjd[nash_mtl]"') from None
+                              'pip install "polytask[nash]"') from None
         except ValueError as exc:
             raise ConfigError(f"weighting 'nash_mtl': {exc}") from None
 

@@ -9,9 +9,12 @@ from polytask.config import WeightingConfig
 from polytask.weighting.base import BALANCERS, Balancer, resolve_options, stack_losses, task_index
 
 
-def uncertainty_objective(losses: torch.Tensor, log_vars: torch.Tensor) -> torch.Tensor:
-    """Σ_i exp(-s_i)·L_i + s_i, the classification form of Kendall et al. (eq. 10 without ½)."""
-    return (torch.exp(-log_vars) * losses + log_vars).sum()
+def uncertainty_objective(losses: torch.Tensor, log_vars: torch.Tensor,
+                          micro_batches: int = 1) -> torch.Tensor:
+    """Σ_i exp(-s_i)·L_i + s_i, the classification form of Kendall et al. (eq. 10 without ½).
+    Under gradient accumulation each L_i is a micro-batch's share, and so is s_i: summed over
+    the micro-batches, the step's objective is that of one doubled batch."""
+    return (torch.exp(-log_vars) * losses + log_vars / micro_batches).sum()
 
 
 @BALANCERS.register("uncertainty")
@@ -35,6 +38,6 @@ class Uncertainty(Balancer):
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
         log_vars = self.log_vars[task_index(self.task_names, losses).to(self.log_vars.device)]
-        self.run_backward(uncertainty_objective(stack_losses(losses), log_vars))
+        self.run_backward(uncertainty_objective(stack_losses(losses), log_vars, self.micro_batches))
         weights = torch.exp(-log_vars.detach())
         return {f"weight/{name}": float(w) for name, w in zip(losses, weights)}
