@@ -206,7 +206,8 @@ def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory
          as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False) -> None:
     """Model card: sharing strategy, parameter counts, and what each task uses.
 
-    Per task: the parameters it shares with every other task, and its own."""
+    Per task: the parameters its predictions use, the trainable ones, and of those the ones
+    every task trains (shared) and the ones no other task uses (own)."""
     from rich.table import Table
 
     from polytask.models.card import model_card
@@ -221,9 +222,9 @@ def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory
               f"hidden {encoder['hidden_size']}")
     out.print(f"sharing: [bold]{sharing['name']}[/] {json.dumps(sharing['options']) if sharing['options'] else ''}")
     out.print(f"parameters: {params['total']:,} total, {params['trainable']:,} trainable")
-    table = Table("task", "type", "shared", "own", "total")
+    table = Table("task", "type", "uses", "trainable", "shared", "own")
     for name, row in card["tasks"].items():
-        table.add_row(name, row["type"], f"{row['shared']:,}", f"{row['own']:,}", f"{row['total']:,}")
+        table.add_row(name, row["type"], *(f"{row[k]:,}" for k in ("total", "trainable", "shared", "own")))
     out.print(table)
 
 
