@@ -4,12 +4,9 @@ non-zero gradient when ONE task's loss alone is backpropagated."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
-import yaml
+from tiny_models import recsys_config, recsys_data
 from toy import toy_config
 
 import polytask.sharing  # noqa: F401 - registers every strategy
@@ -20,7 +17,6 @@ from polytask.models.multitask import MultiTaskModel
 from polytask.sharing.base import SHARINGS
 from polytask.training.setup import prepare
 
-ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["classification", "token_classification", "regression"]  # color, tags, size
 # Options under which tasks share different amounts: groups, frozen layers, layers read, feeds.
 OPTIONS = {
@@ -85,26 +81,13 @@ def test_per_task_counts_match_the_gradients(tmp_path, tiny_encoder, sharing):
     assert all(row["own"] > 0 for name, row in claimed.items() if name not in feeders)
 
 
-def recsys_config(tmp_path: Path, sharing: dict) -> dict:
-    spec = importlib.util.spec_from_file_location("make_recsys_data", ROOT / "scripts" / "make_recsys_data.py")
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    generator.write(tmp_path / "data", rows=120, seed=3)
-    raw = yaml.safe_load((ROOT / "examples" / "recsys" / "config_mmoe.yaml").read_text())
-    for split in ("train", "dev", "test"):
-        raw["datasets"]["impressions"][split] = str(tmp_path / "data" / f"{split}.csv")
-    raw["model"]["sharing"] = sharing
-    raw["model"]["tabular"] = {"hidden_size": 8, "mlp_hidden": 16, "attention_layers": 1}
-    raw["train"].update(output_dir=str(tmp_path / "run"), max_steps=1, progress=False)
-    return raw
-
-
 @pytest.mark.parametrize("sharing", [
     "hard", {"name": "hierarchical", "layers": {"click": 0}}, {"name": "mmoe", "experts": 2}, "attention"])
 def test_tabular_encoder_counts_match_the_gradients(tmp_path, sharing):
     """The tabular encoder names its weights unlike BERT (layers.0, row_mlp, norm): the counts
     must not depend on names (hierarchical once counted only its embeddings)."""
-    prepared = prepare(parse_config(recsys_config(tmp_path, sharing)))
+    raw = recsys_config(recsys_data(tmp_path / "data", rows=120), tmp_path / "run", sharing, attention_layers=1)
+    prepared = prepare(parse_config(raw))
     claimed = task_counts(prepared.model)
     assert claimed == counted_by_gradients(prepared.model, first_batch(prepared))
 
