@@ -13,8 +13,8 @@ from torchcrf import CRF
 from transformers import AutoConfig, AutoTokenizer
 
 from polytask.config import ModelConfig, TaskConfig
-from polytask.errors import ModelDirError
 from polytask.data.tabular import FieldVocabulary
+from polytask.errors import ModelDirError
 from polytask.models.multitask import CONFIG_FILE, FORMAT_VERSION
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.tasks.base import Task, build_task
