@@ -37,3 +37,30 @@ def sample_records(n: int = 6, seed: int = 7) -> list[Record]:
     rows = [sentence(rng) for _ in range(n)]
     return [Record("t", i, words=r["tokens"]) if i % 2 else Record("t", i, text=r["text"])
             for i, r in enumerate(rows, start=1)]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def recsys_data(folder: Path, rows: int = 300, seed: int = 3) -> Path:
+    """examples/recsys's synthetic impressions (scripts/make_recsys_data.py), small."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_recsys_data", ROOT / "scripts" / "make_recsys_data.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generator.write(folder, rows=rows, seed=seed)
+    return folder
+
+
+def recsys_config(data_dir: Path, out: Path, sharing: dict | str = "mmoe", **tabular: Any) -> dict[str, Any]:
+    """examples/recsys/config_mmoe.yaml on ``data_dir``, with a tiny tabular encoder."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "examples" / "recsys" / "config_mmoe.yaml").read_text())
+    for split in ("train", "dev", "test"):
+        raw["datasets"]["impressions"][split] = str(data_dir / f"{split}.csv")
+    raw["model"]["sharing"] = sharing
+    raw["model"]["tabular"] = {"hidden_size": 8, "mlp_hidden": 16, **tabular}
+    raw["train"].update(output_dir=str(out), max_steps=4, eval_every=2, batch_size=32, progress=False)
+    return raw

@@ -1,22 +1,38 @@
-"""The Python API; it mirrors the CLI (``polytask train`` == ``polytask.train``)."""
+"""The Python API; it mirrors the CLI (``polytask train`` == ``polytask.train``).
+
+Every ``polytask`` subcommand has a function here with the same arguments (``--set`` is
+``overrides``, ``polytask list`` is ``list_members``) that returns Python values instead of
+printing them. Heavy modules (torch, transformers, optuna, flwr, fastapi) are imported inside
+the functions, so ``import polytask`` stays fast.
+"""
 
 from __future__ import annotations
 
+import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from polytask.config import RunConfig, load_config, parse_config
-from polytask.data.records import Record
-from polytask.data.validation import validate
-from polytask.inference import evaluate_model, load_model, predict_records
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from polytask.config import RunConfig
 
 
 def _config(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
+    """A RunConfig from a RunConfig, a dict or a YAML path; ``overrides`` (``--set``) apply to
+    the last two (a RunConfig is already validated: change its fields instead)."""
+    from polytask.config import RunConfig, load_config, parse_config
+    from polytask.errors import ConfigError
+    from polytask.yaml_io import apply_overrides
+
     if isinstance(config, RunConfig):
+        if overrides:
+            raise ConfigError(f"overrides {overrides} apply to a config file or dict, not to a "
+                              "RunConfig; set its fields directly instead")
         return config
     if isinstance(config, dict):
-        return parse_config(config)
+        return parse_config(apply_overrides(copy.deepcopy(config), overrides) if overrides else config)
     return load_config(config, overrides)
 
 
@@ -46,24 +62,44 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
 
 def validate_data(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> dict:
     """Read and check every data file of a config; raises DataValidationError listing all problems."""
+    from polytask.data.validation import validate
+
     records = validate(_config(config, overrides))
     return {ds: {split: len(rows) for split, rows in splits.items()} for ds, splits in records.items()}
 
 
-def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict,
-             splits: tuple[str, ...] = ("test",)) -> dict[str, dict[str, Any]]:
-    return evaluate_model(load_model(model_dir), _config(config), splits)
+def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None = None,
+             splits: tuple[str, ...] | list[str] = ("test",), output: str | Path | None = None,
+             overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``polytask evaluate``: metrics of the saved model in ``model_dir`` on ``splits`` of a
+    config's data (default: the run's ``<model_dir>/../config.yaml``); also written to
+    ``output`` as JSON when given."""
+    import json
+
+    from polytask.atomic import write_text
+    from polytask.inference import evaluate_model, load_model
+
+    model = load_model(model_dir)
+    run_config = _config(Path(model_dir).parent / "config.yaml" if config is None else config, overrides)
+    results = evaluate_model(model, run_config, tuple(splits))
+    if output is not None:
+        write_text(output, json.dumps(results, indent=2, default=str))
+    return results
 
 
 def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             tasks: list[str] | None = None, num_beams: int | None = None,
-            max_new_tokens: int | None = None) -> list[dict[str, Any]]:
-    """Predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
+            max_new_tokens: int | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
+    """``polytask predict`` on inputs in memory (the CLI reads them from a JSONL file): the
+    predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
     A tabular model takes dicts of its feature columns."""
+    from polytask.data.records import Record
+    from polytask.inference import load_model, predict_records
+
     model = load_model(model_dir)
     if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
-        return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks)
+        return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks, batch_size)
     records = []
     for i, item in enumerate(inputs):
         if isinstance(item, dict):
@@ -74,7 +110,7 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             records.append(Record("<inputs>", i + 1, words=[str(w) for w in item]))
         else:
             records.append(Record("<inputs>", i + 1, text=str(item)))
-    return predict_records(model, records, tasks, num_beams=num_beams,
+    return predict_records(model, records, tasks, batch_size, num_beams=num_beams,
                            max_new_tokens=max_new_tokens)
 
 
@@ -99,3 +135,77 @@ def report(run_dir: str | Path, relatedness: str | Path | None = None) -> Path:
     from polytask.evaluation.report import build_report
 
     return build_report(run_dir, relatedness)
+
+
+def list_members() -> dict[str, list[str]]:
+    """``polytask list``: every registered member of each pluggable family, ``{family: [names]}``
+    (sharing strategies, task types, weighting methods, samplers, data formats...)."""
+    import polytask.sampling  # noqa: F401 - registers samplers
+    import polytask.sharing  # noqa: F401 - registers sharing strategies
+    import polytask.tasks  # noqa: F401 - registers task types
+    import polytask.weighting  # noqa: F401 - registers balancers
+    from polytask.registry import ALL
+
+    return {name: registry.names() for name, registry in sorted(ALL.items())}
+
+
+def info(model_dir: str | Path) -> dict[str, Any]:
+    """``polytask info``: the model card of a saved model: encoder, sharing strategy, parameter
+    counts, and per task the parameters it uses (``total``, ``trainable``, ``shared``, ``own``)."""
+    from polytask.models.card import model_card
+    from polytask.models.multitask import MultiTaskModel
+
+    return model_card(MultiTaskModel.from_pretrained(model_dir))
+
+
+def tune(config: str | Path, trials: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """``polytask tune``: search the config's ``tune.space`` with Optuna (TPE + median pruning),
+    ``trials`` in the study in total (default ``tune.trials``); rerun to continue the study.
+    Returns ``best_value``, ``best_params``, ``best_config`` (the path of best.yaml) and ``trials``."""
+    from polytask.tuning import tune as run_search
+
+    return run_search(config, trials, overrides or [])
+
+
+def export(model_dir: str | Path, onnx: str | Path) -> Path:
+    """``polytask export --onnx``: one ONNX graph of every task head, written to the directory
+    ``onnx`` (self-contained; serve it with ``serve(onnx, onnx=True)``). Returns that path."""
+    from polytask.serving.onnx_export import export_onnx
+
+    return export_onnx(model_dir, onnx)
+
+
+def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, onnx: bool = False,
+          max_batch: int = 32, max_wait_ms: float = 5, max_queue: int = 256, max_inputs: int = 64,
+          max_chars: int = 2000, run: bool = False) -> FastAPI:
+    """``polytask serve``: the FastAPI app serving every task of ``model_dir`` (with ``onnx``: a
+    directory from ``export``); POST /predict, GET /health, /metadata, /docs. With ``run=True``
+    it is also served with uvicorn on ``host``:``port`` until stopped, as the CLI does."""
+    from polytask.serving import create_app
+
+    app = create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                     max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars)
+    if run:
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    return app
+
+
+def monitor(rules: str | Path | dict[str, Any], input: str | Path, output: str | Path | None = None,  # noqa: A002
+            model: str | Path | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
+    """``polytask monitor``: the alerts of ``rules`` (a YAML path or a dict) over the JSONL stream
+    ``input``; with ``model`` (a saved model directory) each line's text is predicted first,
+    without it each line carries "predictions". Also written to ``output`` (JSONL) when given."""
+    from polytask.monitor import run_monitor
+
+    return run_monitor(rules, input, output, model, batch_size)
+
+
+def federated(config: str | Path | dict, overrides: list[str] | None = None) -> dict[str, Any]:
+    """``polytask federated``: Flower simulation of the config's ``federated:`` clients (each
+    trains its own tasks on its own data; FedAvg merges the shared encoder). Returns per client
+    its tasks' untrained and final metrics and its model path (also in federated.json)."""
+    from polytask.federated import run_federated
+
+    return run_federated(config, overrides or [])

@@ -195,7 +195,7 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
 def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
            onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")]) -> None:
     """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
-    from polytask.serving.onnx_export import export_onnx
+    from polytask.api import export as export_onnx
 
     export_onnx(model_dir, onnx)
     out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
@@ -206,13 +206,13 @@ def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory
          as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False) -> None:
     """Model card: sharing strategy, parameter counts, and what each task uses.
 
-    Per task: the parameters it shares with every other task, and its own."""
+    Per task: the parameters its predictions use, the trainable ones, and of those the ones
+    every task trains (shared) and the ones no other task uses (own)."""
     from rich.table import Table
 
-    from polytask.models.card import model_card
-    from polytask.models.multitask import MultiTaskModel
+    from polytask.api import info as model_card
 
-    card = model_card(MultiTaskModel.from_pretrained(model_dir))
+    card = model_card(model_dir)
     if as_json:
         sys.stdout.write(json.dumps(card, indent=2) + "\n")
         return
@@ -221,9 +221,9 @@ def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory
               f"hidden {encoder['hidden_size']}")
     out.print(f"sharing: [bold]{sharing['name']}[/] {json.dumps(sharing['options']) if sharing['options'] else ''}")
     out.print(f"parameters: {params['total']:,} total, {params['trainable']:,} trainable")
-    table = Table("task", "type", "shared", "own", "total")
+    table = Table("task", "type", "uses", "trainable", "shared", "own")
     for name, row in card["tasks"].items():
-        table.add_row(name, row["type"], f"{row['shared']:,}", f"{row['own']:,}", f"{row['total']:,}")
+        table.add_row(name, row["type"], *(f"{row[k]:,}" for k in ("total", "trainable", "shared", "own")))
     out.print(table)
 
 
@@ -268,14 +268,10 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a training, related
 @app.command("list")
 def list_members() -> None:
     """Every registered member of each pluggable family."""
-    import polytask.sampling  # noqa: F401 - registers samplers
-    import polytask.sharing  # noqa: F401 - registers sharing strategies
-    import polytask.tasks  # noqa: F401 - registers task types
-    import polytask.weighting  # noqa: F401 - registers balancers
-    from polytask.registry import ALL
+    from polytask.api import list_members as members
 
-    for name, registry in sorted(ALL.items()):
-        out.print(f"[bold]{name}[/]: {', '.join(registry.names())}")
+    for name, names in members().items():
+        out.print(f"[bold]{name}[/]: {', '.join(names)}")
 
 
 def main() -> None:

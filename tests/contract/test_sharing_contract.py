@@ -110,4 +110,6 @@ def test_info_command_reports_sharing_and_parameters(tmp_path, tiny_encoder):
     assert card["parameters"]["trainable"] < card["parameters"]["total"]
     for task in ("color", "tags"):
         row = card["tasks"][task]
-        assert row["shared"] + row["own"] == row["total"] and row["own"] > 0
+        # The backbone is frozen: each task trains only its adapters and head.
+        assert row["shared"] == 0 and row["own"] == row["trainable"] > 0
+        assert row["trainable"] < row["total"]

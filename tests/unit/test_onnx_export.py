@@ -86,3 +86,62 @@ def test_missing_onnx_file_names_the_fix(exported):
     model_dir, _ = exported
     with pytest.raises(ModelDirError, match="polytask export"):
         OnnxModel(model_dir)
+
+
+@pytest.fixture(scope="module", params=[{"name": "mmoe", "experts": 2}, {"name": "ple", "experts": 1}])
+def tabular_exported(request, tmp_path_factory):
+    """A trained tabular model (MMoE; PLE over one self-attention layer across the fields) and
+    its export."""
+    from tiny_models import recsys_config, recsys_data
+
+    from polytask.config import parse_config
+    from polytask.training.trainer import train
+
+    folder = tmp_path_factory.mktemp("onnx-tabular")
+    data = recsys_data(folder / "data")
+    layers = 1 if request.param["name"] == "ple" else 0
+    train(parse_config(recsys_config(data, folder / "run", request.param, attention_layers=layers)))
+    return data, folder / "run" / "model", export_onnx(folder / "run" / "model", folder / "onnx")
+
+
+def test_tabular_logits_and_predictions_match_pytorch(tabular_exported):
+    data, model_dir, onnx_dir = tabular_exported
+    torch_model, onnx_model = MultiTaskModel.from_pretrained(model_dir), OnnxModel(onnx_dir, num_threads=1)
+    assert json.loads((onnx_dir / "onnx.json").read_text())["encoder_type"] == "polytask_tabular"
+    rows = [json.loads(line) for line in (data / "predict.jsonl").read_text().splitlines()]
+    rows += [{"user_id": "never-seen"}, {**rows[0], "price": None}]  # unknown value, missing cells
+    for size in (1, len(rows)):  # the batch axis is dynamic
+        records = torch_model.tokenizer.records_from_rows(rows[:size])
+        batch = batch_of(torch_model, records)
+        with torch.no_grad():
+            expected = torch_model(batch["input_ids"], batch["attention_mask"])
+        got = onnx_model(batch["input_ids"], batch["attention_mask"])
+        assert set(got) == set(expected) == {"click", "conversion"}
+        for name in expected:
+            assert got[name].shape == expected[name].shape == (size, 2)
+            assert float((got[name] - expected[name]).abs().max()) <= 1e-4, name
+    records = onnx_model.tokenizer.records_from_rows(rows)
+    want, have = predict_records(torch_model, records), predict_records(onnx_model, records)
+    for a, b in zip(want, have):
+        for task in ("click", "conversion"):
+            assert a[task]["label"] == b[task]["label"]
+            assert b[task]["scores"] == pytest.approx(a[task]["scores"], abs=1e-4)
+
+
+def test_tabular_export_is_served_with_onnx(tabular_exported):
+    from fastapi.testclient import TestClient
+
+    from polytask.serving import create_app
+
+    data, model_dir, onnx_dir = tabular_exported
+    row = json.loads((data / "predict.jsonl").read_text().splitlines()[0])
+    expected = predict_records(MultiTaskModel.from_pretrained(model_dir),
+                               OnnxModel(onnx_dir).tokenizer.records_from_rows([row]))[0]
+    with TestClient(create_app(onnx_dir, onnx=True)) as client:
+        response = client.post("/predict", json={"inputs": [{"features": row}]})
+        assert response.status_code == 200, response.text
+        got = response.json()["predictions"][0]
+        assert got["click"]["label"] == expected["click"]["label"]
+        assert got["click"]["scores"] == pytest.approx(expected["click"]["scores"], abs=1e-4)
+        assert client.get("/metadata").json()["model"]["runtime"] == "onnxruntime"
+        assert client.post("/predict", json={"inputs": ["a text"]}).status_code == 422

@@ -1,5 +1,5 @@
 """A MultiTaskModel on the tabular encoder: sharing strategies, save/load parity, prediction
-from Python and over HTTP, and the refusals (ONNX, layer-by-layer strategies)."""
+from Python and over HTTP, and the refusal of layer-by-layer strategies (ONNX export: tests/unit/test_onnx_export.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from polytask import api
 from polytask.config import parse_config
 from polytask.data.batches import collate
-from polytask.errors import ConfigError, ModelDirError
+from polytask.errors import ConfigError
 from polytask.inference import predict_records, read_inputs
 from polytask.models.multitask import MultiTaskModel
 from polytask.training.setup import prepare
@@ -82,7 +82,7 @@ def test_layer_by_layer_strategies_refuse_the_tabular_encoder(data_dir, tmp_path
         prepare(parse_config(example_config(data_dir, tmp_path, sharing)))
 
 
-def test_save_load_parity_predict_and_refusals(data_dir, tmp_path):
+def test_save_load_parity_and_predict(data_dir, tmp_path):
     from polytask.training.trainer import train
 
     config = parse_config(example_config(data_dir, tmp_path / "run", {"name": "ple", "experts": 1}))
@@ -104,11 +104,6 @@ def test_save_load_parity_predict_and_refusals(data_dir, tmp_path):
     probability = from_file[0]["click"]["scores"]["1"]
     assert 0 < probability < 1 and from_file[0]["click"]["label"] in ("0", "1")
 
-    from polytask.serving.onnx_export import export_onnx
-
-    with pytest.raises(ModelDirError, match="tabular model .* not exported to ONNX"):
-        export_onnx(saved, tmp_path / "onnx")
-    assert not (tmp_path / "onnx").exists()
 
 
 def test_http_server_takes_feature_rows(data_dir, tmp_path):

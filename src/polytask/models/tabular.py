@@ -85,6 +85,11 @@ class TabularEncoder(PreTrainedModel):
             with torch.no_grad():
                 module.weight[0].zero_()
 
+    @property
+    def dummy_inputs(self) -> dict[str, torch.Tensor]:
+        """Two rows of the shape ``forward`` takes (HF's default ids have the wrong width)."""
+        return {"input_ids": torch.ones(2, self.config.num_fields + 1, dtype=torch.long)}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,
                 **_: Any) -> BaseModelOutput:

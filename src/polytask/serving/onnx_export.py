@@ -4,6 +4,10 @@ The graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when t
 produces them), with dynamic batch and sequence axes, and has one output per task, named after
 the task: that task's logits, exactly what ``MultiTaskModel.forward`` returns.
 
+A tabular model (``model.encoder: tabular``) exports the same way: its field vocabulary
+(``tabular_vocab.json``) turns feature columns into ids outside the graph, as it does for
+PyTorch, and the graph takes those ids; its sequence axis is the fixed number of fields + 1.
+
 A CRF's Viterbi search is a data-dependent loop that has no place in a static graph, so CRF
 tasks export their emissions only; the transition parameters go to ``crf.safetensors`` and
 Viterbi runs in Python with pytorch-crf, as in the PyTorch path. The output directory is
@@ -54,10 +58,22 @@ def input_names(model: MultiTaskModel) -> list[str]:
     return names
 
 
+def _tabular(model: MultiTaskModel) -> bool:
+    return hasattr(model.tokenizer, "encode_records")  # a FieldVocabulary (data/tabular.py)
+
+
+def _dynamic_axes(model: MultiTaskModel) -> dict[int, str]:
+    """Batch is dynamic; so is the sequence, except for a tabular row (one id per field)."""
+    return {0: "batch"} if _tabular(model) else {0: "batch", 1: "sequence"}
+
+
 def _example(model: MultiTaskModel, names: list[str]) -> tuple[torch.Tensor, ...]:
     # Batch 2 and length 7, not 1: the exporter would otherwise specialise those axes to 1.
-    ids = torch.full((2, 7), model.tokenizer.pad_token_id or 0, dtype=torch.long)
-    ids[:, 0] = model.tokenizer.cls_token_id or 0
+    if _tabular(model):  # a row of missing values: the row token and each field's "missing" id
+        ids = torch.tensor([model.tokenizer.encode({})] * 2, dtype=torch.long)
+    else:
+        ids = torch.full((2, 7), model.tokenizer.pad_token_id or 0, dtype=torch.long)
+        ids[:, 0] = model.tokenizer.cls_token_id or 0
     example = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                "token_type_ids": torch.zeros_like(ids)}
     return tuple(example[name] for name in names)
@@ -67,18 +83,19 @@ def _export_graph(wrapper: _AllHeads, example: tuple[torch.Tensor, ...], inputs:
                   path: Path, opset: int) -> str:
     """The dynamo exporter (torch's default) first; the TorchScript exporter when it fails,
     since some encoders still trip torch.export. Returns the exporter used."""
+    axes = _dynamic_axes(wrapper.model)
     try:
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+        dims = {axis: torch.export.Dim(name) for axis, name in axes.items()}
         program = torch.onnx.export(
             wrapper, example, dynamo=True, opset_version=opset, input_names=inputs,
-            output_names=wrapper.names, dynamic_shapes={n: {0: batch, 1: seq} for n in inputs})
+            output_names=wrapper.names, dynamic_shapes={n: dims for n in inputs})
         program.save(str(path))
         return "dynamo"
     except Exception as exc:  # noqa: BLE001 - any exporter failure falls back to the other one
         log.warning("dynamo ONNX export failed (%s); using the TorchScript exporter", exc)
     torch.onnx.export(wrapper, example, str(path), dynamo=False, opset_version=min(opset, 17),
                       input_names=inputs, output_names=wrapper.names,
-                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in inputs})
+                      dynamic_axes={n: axes for n in inputs})
     return "torchscript"
 
 
@@ -101,11 +118,6 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
             f"{model_dir}: task(s) {generating} generate text (seq2seq); generation is a loop over a "
             "decoder that this single-graph export does not cover. Serve the model with PyTorch: "
             f"`polytask serve {model_dir}`")
-    if hasattr(model.tokenizer, "encode_records"):  # a FieldVocabulary (models/tabular.py)
-        raise ModelDirError(
-            f"{model_dir}: a tabular model (model.encoder: tabular) is not exported to ONNX: its "
-            "inputs are feature columns that the ONNX runner's text tokenizer cannot encode. "
-            f"Predict and serve it with PyTorch: `polytask predict {model_dir}` / `polytask serve {model_dir}`")
     inputs = input_names(model)
     clash = sorted(set(inputs) & set(model.tasks))
     if clash:

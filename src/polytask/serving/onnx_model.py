@@ -13,8 +13,10 @@ from torchcrf import CRF
 from transformers import AutoConfig, AutoTokenizer
 
 from polytask.config import ModelConfig, TaskConfig
+from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ModelDirError
 from polytask.models.multitask import CONFIG_FILE, FORMAT_VERSION
+from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.tasks.base import Task, build_task
 
 ONNX_FILE = "model.onnx"
@@ -38,6 +40,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelDirError(f"{path}: expected a JSON object")
     return data
+
+
+def load_tokenizer(directory: Path, encoder_config: Any) -> Any:
+    """The text tokenizer, or a tabular model's field vocabulary (it encodes outside the graph)."""
+    if isinstance(encoder_config, TabularConfig):
+        return FieldVocabulary.from_pretrained(directory)
+    return AutoTokenizer.from_pretrained(directory, local_files_only=True)
 
 
 def _crf_decoders(directory: Path, tasks: dict[str, Task]) -> dict[str, CrfDecoder | None]:
@@ -86,7 +95,7 @@ class OnnxModel:
             self.config = ModelConfig.model_validate(meta["model"])
             tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
             self.encoder_config = AutoConfig.from_pretrained(directory / "encoder", local_files_only=True)
-            self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+            self.tokenizer = load_tokenizer(directory, self.encoder_config)
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelDirError(f"{directory}: not a valid exported model directory ({exc})") from None
         self.directory = directory

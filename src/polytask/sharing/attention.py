@@ -22,6 +22,7 @@ from torch import nn
 
 from polytask.config import SharingConfig
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing
+from polytask.sharing.usage import used_parameters
 
 OPEN_GATE_BIAS = 4.0
 
@@ -74,4 +75,4 @@ class TaskAttentionSharing(Sharing):
         return out
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
-        return list(self.encoder.parameters()) + list(self.attention[task].parameters())
+        return used_parameters(self.encoder) + list(self.attention[task].parameters())

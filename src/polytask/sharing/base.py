@@ -24,6 +24,7 @@ from torch import nn
 from polytask.config import SharingConfig, TaskConfig
 from polytask.errors import ConfigError
 from polytask.registry import family
+from polytask.sharing.usage import used_parameters
 
 SHARINGS = family("sharing")
 #: Parameter-name prefixes of a MultiTaskModel that belong to an encoder (trained at train.lr).
@@ -84,7 +85,7 @@ class Sharing(nn.Module):
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
         """Every parameter (trainable or frozen) that ``task``'s features depend on."""
-        return list(self.encoder.parameters())
+        return used_parameters(self.encoder)
 
     def required_tasks(self, tasks: list[str]) -> list[str]:
         """The tasks whose heads must run for ``tasks``, in the order to run them."""

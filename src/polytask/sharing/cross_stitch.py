@@ -24,6 +24,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from polytask.config import SharingConfig, TaskConfig
 from polytask.errors import ConfigError
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option, transformer_layers
+from polytask.sharing.usage import used_parameters
 
 
 @SHARINGS.register("cross_stitch")
@@ -70,4 +71,4 @@ class CrossStitch(Sharing):
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
         # Through alpha every copy feeds every task.
-        return [p for e in self.encoders() for p in e.parameters()] + [self.alpha]
+        return [p for e in self.encoders() for p in used_parameters(e)] + [self.alpha]

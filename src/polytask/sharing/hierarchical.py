@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from polytask.config import SharingConfig, TaskConfig
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option
+from polytask.sharing.usage import used_parameters
 
 FEEDABLE = ("classification", "token_classification")  # single-label: softmax is their distribution
 
@@ -99,10 +100,14 @@ class Hierarchical(Sharing):
         return self.projections[task](torch.cat([features, dist], dim=-1))
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
-        layer = self.layer_of[task]
-        used = [p for n, p in self.encoder.named_parameters()
-                if n.startswith("embeddings.") or _layer_index(n) < layer]
-        return used + (list(self.projections[task].parameters()) if task in self.projections else [])
+        """The encoder layers up to the one ``task`` reads, and (through ``feed``) those of every
+        task it reads from, with their projections."""
+        params: list[nn.Parameter] = []
+        for name in self.required_tasks([task]):
+            params += used_parameters(self.encoder, self.layer_of[name])
+            if name in self.projections:
+                params += list(self.projections[name].parameters())
+        return list({id(p): p for p in params}.values())
 
 
 def _identity_projection(hidden: int, extra: int) -> nn.Linear:
@@ -112,12 +117,3 @@ def _identity_projection(hidden: int, extra: int) -> nn.Linear:
         projection.weight[:, :hidden].copy_(torch.eye(hidden))
         projection.bias.zero_()
     return projection
-
-
-def _layer_index(name: str) -> int:
-    """The Transformer layer a parameter name belongs to (``encoder.layer.3.…`` -> 3); pooler
-    and other weights above the layers -> a number beyond any layer."""
-    parts = name.split(".")
-    if parts[:2] == ["encoder", "layer"] and parts[2].isdigit():
-        return int(parts[2])
-    return 1 << 30

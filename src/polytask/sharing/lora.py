@@ -25,6 +25,7 @@ from torch import nn
 from polytask.config import SharingConfig, TaskConfig
 from polytask.errors import ConfigError
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option
+from polytask.sharing.usage import used_parameters
 
 
 @SHARINGS.register("lora")
@@ -92,4 +93,4 @@ class LoraSharing(Sharing):
     def parameters_for(self, task: str) -> list[nn.Parameter]:
         adapters = {id(p) for p in self.all_adapters}
         own = self.adapter_parameters(task)
-        return [p for p in self.encoder.parameters() if id(p) not in adapters] + own
+        return [p for p in used_parameters(self.encoder) if id(p) not in adapters] + own

@@ -19,6 +19,7 @@ from torch import nn
 
 from polytask.config import SharingConfig, TaskConfig
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option
+from polytask.sharing.usage import used_parameters
 
 
 def expert(hidden: int, inner: int) -> nn.Module:
@@ -67,4 +68,4 @@ class MMoE(Sharing):
                             shared=hidden)
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
-        return [*self.encoder.parameters(), *self.experts.parameters(), *self.gates[task].parameters()]
+        return [*used_parameters(self.encoder), *self.experts.parameters(), *self.gates[task].parameters()]

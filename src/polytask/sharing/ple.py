@@ -20,6 +20,7 @@ from torch import nn
 from polytask.config import SharingConfig, TaskConfig
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing
 from polytask.sharing.mmoe import check_count, expert, mixture
+from polytask.sharing.usage import used_parameters
 
 
 @SHARINGS.register("ple")
@@ -59,5 +60,5 @@ class PLE(Sharing):
         return SharedOutput(per_task, shared=hidden)
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
-        return [*self.encoder.parameters(), *self.experts.parameters(),
+        return [*used_parameters(self.encoder), *self.experts.parameters(),
                 *self.task_experts[task].parameters(), *self.gates[task].parameters()]

@@ -22,6 +22,7 @@ from torch import nn
 
 from polytask.config import SharingConfig, TaskConfig
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option
+from polytask.sharing.usage import used_parameters
 
 
 @SHARINGS.register("soft")
@@ -80,4 +81,4 @@ class SoftSharing(Sharing):
         return [p for e in self.encoders() for p in e.parameters() if p.requires_grad]
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
-        return list(self.encoders()[self.group_of[task]].parameters())
+        return used_parameters(self.encoders()[self.group_of[task]])
