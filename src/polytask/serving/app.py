@@ -16,9 +16,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from polytask.extras import require
+
+require("serve", "fastapi", feature="the polytask HTTP server")
+
+from fastapi import FastAPI, HTTPException, Request  # noqa: E402 - after the check above
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 
 from polytask.models.predictor import Predictor
 from polytask.serving.batcher import MicroBatcher, Overloaded, RequestFailed
