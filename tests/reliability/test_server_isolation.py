@@ -140,3 +140,16 @@ def test_tokens_and_text_in_one_batch_for_sentence_tasks_only(backend):
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     (mixed,) = serve([{"inputs": [{"tokens": ["red", "cat"]}, "blue dog"], "tasks": ["color"]}], **backend)
     assert mixed.status_code == 200 and mixed.json()["truncated"] == [False, False]
+
+
+def test_texts_with_and_without_a_pair_in_one_batch(backend):
+    """One tokenizer call cannot mix single texts and pairs (found by fuzzing: a 500 for the
+    whole request, and for every request batched with it); each kind gets its answer alone."""
+    pair, single = {"text": "red cat", "text_pair": "a dog"}, "blue bird"
+    alone = [rounded(r.json()["predictions"][0]) for r in
+             serve([{"inputs": [pair], "tasks": ["color"]}, {"inputs": [single], "tasks": ["color"]}],
+                   concurrent=False, **backend)]
+    (mixed,) = serve([{"inputs": [single, pair, single], "tasks": ["color", "size"]}], **backend)
+    assert mixed.status_code == 200, mixed.text
+    assert [rounded(p["color"]) for p in mixed.json()["predictions"]] == \
+        [alone[1]["color"], alone[0]["color"], alone[1]["color"]]

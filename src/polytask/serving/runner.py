@@ -54,8 +54,18 @@ def predict_jobs(model: Predictor, jobs: list[Job], batch_size: int) -> list[dic
     wanted = {name for job in jobs for name in job.tasks}
     names = [name for name in model.tasks if name in wanted]
     records = [record for job in jobs for record in job.records]
-    predictions = predict_records(model, records, names, batch_size)
-    flags = truncated_flags(model.tokenizer, records, model.config.max_length)
+    predictions: list[Any] = [None] * len(records)
+    flags: list[bool] = [False] * len(records)
+    # Texts with and without a text_pair go to the tokenizer separately: one call cannot mix
+    # them (a ValueError that failed every request of such a batch, found by fuzzing).
+    for rows in ([i for i, r in enumerate(records) if r.text_pair is None],
+                 [i for i, r in enumerate(records) if r.text_pair is not None]):
+        if not rows:
+            continue
+        part = [records[i] for i in rows]
+        for i, prediction, flag in zip(rows, predict_records(model, part, names, batch_size),
+                                       truncated_flags(model.tokenizer, part, model.config.max_length)):
+            predictions[i], flags[i] = prediction, flag
     results, start = [], 0
     for job in jobs:
         rows = range(start, start + len(job.records))
