@@ -197,12 +197,13 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
     """Serve every task of MODEL_DIR over HTTP: POST /predict, GET /health, /metadata, /docs."""
     from polytask.extras import require
 
-    uvicorn = require("serve", "uvicorn", "fastapi", feature="polytask serve")
+    require("serve", "uvicorn", "fastapi", feature="polytask serve")
     from polytask.serving import create_app
+    from polytask.serving.server import listen, run
 
-    server = create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                        max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars)
-    uvicorn.run(server, host=host, port=port, log_level="info")
+    with listen(host, port) as sock:  # before the model loads: a busy port fails at once
+        run(create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                       max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars), sock, host, port)
 
 
 @app.command()

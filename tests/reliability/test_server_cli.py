@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def test_serve_refuses_bad_numbers_with_exit_2(monkeypatch, capsys, tmp_path, op
     code, err = run_in_process(monkeypatch, capsys, "serve", tmp_path, option, value)
     assert code == 2 and f"Invalid value for '{option}': {said}" in err, err
     assert "Traceback" not in err
+
+
+def test_serve_on_a_busy_port_or_unknown_host_is_exit_2_before_loading(monkeypatch, capsys, tmp_path):
+    """tmp_path is no model: the socket is bound first, so the message is about the port."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = run_in_process(monkeypatch, capsys, "serve", tmp_path, "--port", port)
+    assert code == 2 and f"--port {port}: cannot listen there" in err and "pick another --port" in err, err
+    code, err = run_in_process(monkeypatch, capsys, "serve", tmp_path, "--host", "no-such-host.invalid")
+    assert code == 2 and "--host no-such-host.invalid: cannot listen there" in err, err
 
 
 def block(monkeypatch, *modules: str) -> None:
