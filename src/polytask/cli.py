@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -171,24 +171,39 @@ def monitor(rules: Annotated[Path, typer.Option("--rules", "-r", help="alert rul
         err.print(f"{len(alerts)} alert(s) written to {output}")
 
 
+def _finite(value: float) -> float:
+    """Click's FloatRange lets NaN through (every comparison with NaN is false)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _count(text: str, low: int = 1, high: int | None = None) -> Any:
+    """An integer option checked by click: out of [low, high] is exit 2 naming the option."""
+    return typer.Option(min=low, max=high, help=text)
+
+
 @app.command()
 def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model directory (with --onnx: an export)")],
           host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          port: Annotated[int, _count("TCP port", 1, 65535)] = 8000,
           onnx: Annotated[bool, typer.Option("--onnx", help="MODEL_DIR is from `polytask export --onnx`")] = False,
-          max_batch: Annotated[int, typer.Option(help="inputs per micro-batch")] = 32,
-          max_wait_ms: Annotated[float, typer.Option(help="how long a micro-batch waits to fill")] = 5,
-          max_queue: Annotated[int, typer.Option(help="waiting requests before 503")] = 256,
-          max_inputs: Annotated[int, typer.Option(help="inputs per request before 413")] = 64,
-          max_chars: Annotated[int, typer.Option(help="characters per input before 413")] = 2000) -> None:
+          max_batch: Annotated[int, _count("inputs per micro-batch")] = 32,
+          max_wait_ms: Annotated[float, typer.Option(
+              min=0, max=60_000, callback=_finite, help="how long a micro-batch waits to fill")] = 5,
+          max_queue: Annotated[int, _count("waiting requests before 503")] = 256,
+          max_inputs: Annotated[int, _count("inputs per request before 413")] = 64,
+          max_chars: Annotated[int, _count("characters per input before 413")] = 2000) -> None:
     """Serve every task of MODEL_DIR over HTTP: POST /predict, GET /health, /metadata, /docs."""
-    import uvicorn
+    from polytask.extras import require
 
+    require("serve", "uvicorn", "fastapi", feature="polytask serve")
     from polytask.serving import create_app
+    from polytask.serving.server import listen, run
 
-    server = create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                        max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars)
-    uvicorn.run(server, host=host, port=port, log_level="info")
+    with listen(host, port) as sock:  # before the model loads: a busy port fails at once
+        run(create_app(model_dir, onnx=onnx, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                       max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars), sock, host, port)
 
 
 @app.command()

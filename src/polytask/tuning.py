@@ -20,16 +20,13 @@ import yaml
 from polytask.atomic import write_text
 from polytask.config import RunConfig, TuneConfig, apply_overrides, dump_config, load_config, parse_config
 from polytask.errors import ConfigError
+from polytask.extras import require
 
 log = logging.getLogger(__name__)
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError as exc:
-        raise ConfigError('polytask tune needs Optuna: pip install "polytask[hpo]"') from exc
-    return optuna
+    return require("hpo", "optuna", feature="polytask tune")
 
 
 def suggest(trial, space: dict[str, Any]) -> list[str]:

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from polytask.errors import ConfigError
+from polytask.extras import require
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
 def _libraries() -> tuple[Any, Any]:
-    try:
-        import sacrebleu
-        from rouge_score import rouge_scorer
-    except ImportError as exc:
-        raise ConfigError(
-            f"seq2seq metrics need rouge-score and sacrebleu ({exc.name} is missing): "
-            "pip install 'polytask[generation]'") from None
+    sacrebleu = require("generation", "sacrebleu", "rouge_score", feature="seq2seq metrics")
+    from rouge_score import rouge_scorer
+
     return rouge_scorer, sacrebleu
 
 

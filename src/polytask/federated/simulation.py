@@ -23,6 +23,7 @@ from uuid import uuid4
 from polytask.atomic import write_text
 from polytask.config import dump_config
 from polytask.errors import ConfigError
+from polytask.extras import require
 from polytask.federated.client import LocalClient
 from polytask.federated.config import FederatedRunConfig, load_federated_config
 
@@ -31,10 +32,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # Flower would otherwise p
 
 
 def _flower():
-    try:
-        import flwr  # noqa: F401
-    except ImportError:
-        raise ConfigError("polytask federated needs Flower: pip install 'polytask[federated]'") from None
+    require("federated", "flwr", feature="polytask federated")
     logging.getLogger("flwr").propagate = False  # Flower prints its own log; not twice
 
 

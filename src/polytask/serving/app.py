@@ -16,12 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from polytask.extras import require
+
+require("serve", "fastapi", feature="the polytask HTTP server")
+
+from fastapi import FastAPI, HTTPException, Request  # noqa: E402 - after the check above
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 
 from polytask.models.predictor import Predictor
-from polytask.serving.batcher import MicroBatcher, Overloaded
+from polytask.serving.batcher import MicroBatcher, Overloaded, RequestFailed
 from polytask.serving.metadata import metadata
 from polytask.serving.runner import run_jobs
 from polytask.serving.schema import Limits, PredictRequest, PredictResponse, limit_problem, to_records
@@ -68,7 +72,8 @@ def create_app(model_dir: str | Path | None = None, *, onnx: bool = False, max_b
     app.state.limits = Limits(max_inputs=max_inputs, max_chars=max_chars)
     app.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse,
                       responses={413: {"description": "too many or too long inputs"},
-                                 422: {"description": "invalid body or unknown task"},
+                                 422: {"description": "invalid body, unreadable input or unknown task"},
+                                 500: {"description": "a server fault, for this request only"},
                                  503: {"description": "overloaded; retry after Retry-After s"}})
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_api_route("/health", health, methods=["GET"])
@@ -103,6 +108,8 @@ async def predict(body: PredictRequest, request: Request) -> Any:
     except Overloaded as exc:
         return JSONResponse(status_code=503, headers={"Retry-After": RETRY_AFTER},
                             content={"detail": f"server busy: {exc}; retry after {RETRY_AFTER} s"})
+    except RequestFailed as exc:  # this request's own failure; its batch mates were answered
+        return JSONResponse(status_code=exc.status, content={"detail": exc.message})
 
 
 async def health(request: Request) -> dict[str, Any]:

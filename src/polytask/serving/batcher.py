@@ -5,6 +5,10 @@ keeps collecting for at most ``max_wait_ms`` or until ``max_batch`` inputs, and 
 group in a single-thread executor (the event loop stays free to accept and reject requests).
 A full queue is refused at once (``Overloaded`` -> HTTP 503) instead of letting latency grow
 without bound.
+
+One request never fails another: when a group fails as a whole, each of its requests is run
+again on its own, so the good ones are answered and only the one that fails alone gets an
+error (``RequestFailed``: 422 for an input the model cannot read, 500 for a server fault).
 """
 
 from __future__ import annotations
@@ -18,12 +22,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polytask.data.records import Record
+from polytask.errors import PolytaskError
 
 log = logging.getLogger(__name__)
 
 
 class Overloaded(Exception):
     """The request queue is full; the client should retry later."""
+
+
+class RequestFailed(Exception):
+    """One request's own failure, with the HTTP status it is answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+#: What a client is told when its request alone fails for no fault of its input.
+SERVER_FAULT = "prediction failed for this request (a server fault, logged with its traceback)"
 
 
 @dataclass
@@ -33,7 +50,8 @@ class Job:
     future: asyncio.Future = field(repr=False)
 
 
-#: Runs a group of jobs; returns each job's result in order. Called in the worker thread.
+#: Runs a group of jobs; returns each job's result (or its own RequestFailed) in order.
+#: Called in the worker thread.
 RunJobs = Callable[[list[Job]], list[Any]]
 
 
@@ -102,19 +120,28 @@ class MicroBatcher:
         return jobs
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             jobs = [job for job in await self._collect() if not job.future.done()]
             if not jobs:
                 continue  # every client of this group went away
-            try:
-                results = await loop.run_in_executor(self._executor, self.run, jobs)
-            except Exception as exc:  # noqa: BLE001 - the error goes to the waiting clients
-                log.exception("prediction failed for a batch of %d request(s)", len(jobs))
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            for job, result in zip(jobs, results):
-                if not job.future.done():
+            for job, result in zip(jobs, await self._answers(jobs)):
+                if job.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
                     job.future.set_result(result)
+
+    async def _answers(self, jobs: list[Job]) -> list[Any]:
+        """Each job's result; a group that fails is run again one job at a time."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, jobs)
+        except Exception as exc:  # noqa: BLE001 - the error goes to the waiting client(s)
+            if len(jobs) == 1:
+                log.exception("prediction failed for one request")
+                status, message = (422, str(exc)) if isinstance(exc, PolytaskError) else (500, SERVER_FAULT)
+                return [RequestFailed(status, message)]
+            log.warning("prediction failed for a batch of %d requests (%s: %s); running each alone",
+                        len(jobs), type(exc).__name__, exc)
+        # A client that went away meanwhile is skipped (its None answer is never delivered).
+        return [None if job.future.done() else (await self._answers([job]))[0] for job in jobs]

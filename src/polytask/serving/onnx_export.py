@@ -26,6 +26,7 @@ from torch import nn
 
 from polytask.atomic import atomic_dir
 from polytask.errors import ModelDirError
+from polytask.extras import require
 from polytask.models.multitask import CONFIG_FILE, MultiTaskModel
 from polytask.serving.metadata import model_info
 from polytask.serving.onnx_model import CRF_FILE, INFO_FILE, ONNX_FILE, OnnxModel
@@ -111,6 +112,7 @@ def crf_tensors(model: MultiTaskModel) -> dict[str, torch.Tensor]:
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) -> Path:
     """Write ``out_dir`` (replaced atomically) with the ONNX graph of the model in ``model_dir``."""
+    require("onnx", "onnx", "onnxscript", "onnxruntime", feature="polytask export --onnx")
     model = MultiTaskModel.from_pretrained(model_dir)
     generating = sorted(name for name, task in model.tasks.items() if task.config.type == "seq2seq")
     if generating:

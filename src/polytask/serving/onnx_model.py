@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoTokenizer
 from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ModelDirError
+from polytask.extras import require
 from polytask.models.multitask import CONFIG_FILE, FORMAT_VERSION
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.tasks.base import Task, build_task
@@ -80,8 +81,7 @@ class OnnxModel:
     training = False
 
     def __init__(self, directory: str | Path, num_threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnx", "onnxruntime", feature="serving an ONNX export")
         directory = Path(directory)
         if not (directory / ONNX_FILE).is_file():
             hint = (" (it is a PyTorch model: serve it without --onnx, or export it)"

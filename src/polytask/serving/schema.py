@@ -8,6 +8,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from polytask.data.records import Record
+from polytask.serving.inputs import text_problem
 
 
 class Strict(BaseModel):
@@ -15,15 +16,8 @@ class Strict(BaseModel):
 
 
 class TextInput(Strict):
-    text: str = Field(min_length=1, description="the input text")
+    text: str = Field(description="the input text")
     text_pair: str | None = Field(None, description="a second text, for pair tasks")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank; send at least one non-space character")
-        return value
 
 
 class TokensInput(Strict):
@@ -43,11 +37,30 @@ class PredictRequest(Strict):
 
     @field_validator("inputs")
     @classmethod
-    def _no_blank_strings(cls, values: list[Any]) -> list[Any]:
-        for i, value in enumerate(values):
-            if isinstance(value, str) and not value.strip():
-                raise ValueError(f"inputs[{i}] is blank; send at least one non-space character")
+    def _readable_text(cls, values: list[Any]) -> list[Any]:
+        """Every unreadable text of every input at once, each named ``inputs[i]...``; the
+        message never repeats the text (a lone surrogate cannot be written back out)."""
+        problems = [f"inputs[{i}]{where} {problem}" for i, value in enumerate(values)
+                    for where, text, blank_ok in texts_of(value)
+                    if (problem := text_problem(text, blank_ok))]
+        if problems:
+            raise ValueError("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more"
+                                                         if len(problems) > 20 else ""))
         return values
+
+
+def texts_of(item: Any) -> list[tuple[str, str, bool]]:
+    """(where in the input, text, blank allowed) of every string an input carries."""
+    if isinstance(item, str):
+        return [("", item, False)]
+    if isinstance(item, TextInput):
+        pair = [(".text_pair", item.text_pair, False)] if item.text_pair is not None else []
+        return [(".text", item.text, False), *pair]
+    if isinstance(item, TokensInput):
+        return [(f".tokens[{j}]", token, False) for j, token in enumerate(item.tokens)]
+    # Feature rows: a blank value is a missing value, but column names and values must be text.
+    return [(f".features (column {j})", text, True) for j, (key, value) in enumerate(item.features.items())
+            for text in (key, value) if isinstance(text, str)]
 
 
 class PredictResponse(BaseModel):

@@ -24,6 +24,7 @@ from torch import nn
 
 from polytask.config import SharingConfig, TaskConfig
 from polytask.errors import ConfigError
+from polytask.extras import require
 from polytask.sharing.base import SHARINGS, SharedOutput, Sharing, check_option
 from polytask.sharing.usage import used_parameters
 
@@ -34,7 +35,8 @@ class LoraSharing(Sharing):
     has_shared_features = False
 
     def __init__(self, encoder, tasks, config: SharingConfig) -> None:
-        from peft import LoraConfig, inject_adapter_in_model  # imported on use: peft is slow to import
+        require("peft", "peft", feature="sharing: lora")  # imported on use: peft is slow to import
+        from peft import LoraConfig, inject_adapter_in_model
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         super().__init__(encoder, tasks, config)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from polytask.config import RunConfig
-from polytask.errors import ConfigError
+from polytask.extras import require
 from polytask.training.distributed import environment_rank
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def scalars(values: dict[str, Any]) -> dict[str, float]:
 
 class TensorBoardTracker:
     def __init__(self, out: Path, config: RunConfig) -> None:
+        require("track", "tensorboard", "torch.utils.tensorboard", feature="train.report_to: tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
@@ -46,9 +47,7 @@ class TensorBoardTracker:
 
 class MLflowTracker:
     def __init__(self, out: Path, config: RunConfig) -> None:
-        import mlflow
-
-        self.mlflow = mlflow
+        self.mlflow = mlflow = require("track", "mlflow", feature="train.report_to: mlflow")
         # A file store keeps the run a plain folder beside the others, readable without a
         # server or database; MLflow 3 asks for an explicit opt-in to it.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -73,8 +72,7 @@ class WandbTracker:
     ``output_dir/wandb/offline-run-*`` and can be uploaded later with ``wandb sync``."""
 
     def __init__(self, out: Path, config: RunConfig) -> None:
-        import wandb
-
+        wandb = require("track", "wandb", feature="train.report_to: wandb")
         os.environ["WANDB_MODE"] = "offline"  # never reach the network, whatever the environment says
         out.mkdir(parents=True, exist_ok=True)  # else wandb falls back to a temporary directory
         self.run = wandb.init(mode="offline", dir=str(out.resolve()), project="polytask", name=out.name,
@@ -93,7 +91,6 @@ class WandbTracker:
 
 
 TRACKERS = {"tensorboard": TensorBoardTracker, "mlflow": MLflowTracker, "wandb": WandbTracker}
-EXTRA = 'pip install "polytask[track]"'
 
 
 class Trackers:
@@ -126,10 +123,7 @@ def open_trackers(config: RunConfig) -> Iterator[Trackers]:
     main = environment_rank() == 0
     try:
         for name in config.train.report_to if main else []:
-            try:
-                opened.append(TRACKERS[name](out, config))
-            except ImportError as exc:
-                raise ConfigError(f"train.report_to: {name} is not installed ({EXTRA})") from exc
+            opened.append(TRACKERS[name](out, config))  # a missing package: MissingExtra
         yield Trackers(opened, out, main)
     finally:
         for tracker in opened:
