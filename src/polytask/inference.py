@@ -18,8 +18,9 @@ from polytask.tasks.seq2seq import generation_options
 from polytask.training.setup import pick_device
 
 
-def load_model(model_dir: str | Path, device: str = "auto") -> MultiTaskModel:
-    return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device))
+def load_model(model_dir: str | Path, device: str = "auto", trust_remote_code: bool = False) -> MultiTaskModel:
+    return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device),
+                                          trust_remote_code=trust_remote_code)
 
 
 def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
