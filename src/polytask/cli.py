@@ -118,9 +118,11 @@ def evaluate(model_dir: Annotated[Path, typer.Argument(help="a saved model direc
     """Evaluate a saved model on the data of a config."""
     from polytask.atomic import write_text
     from polytask.config import load_config
-    from polytask.inference import evaluate_model, load_model
+    from polytask.inference import check_output_file, check_splits, evaluate_model, load_model
     from polytask.training.progress import print_table
 
+    check_splits(tuple(split))
+    check_output_file(output, "--output", "metrics.json")
     model = load_model(model_dir, trust_remote_code=trust_remote_code)
     run_config = load_config(config or model_dir.parent / "config.yaml", set_ or [])
     results = evaluate_model(model, run_config, tuple(split))
@@ -134,7 +136,7 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
             input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, a {"text"} or {"tokens"} per line (tabular models: an object of feature columns)')],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default stdout)")] = None,
             task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
-            batch_size: int = 64,
+            batch_size: Annotated[int, typer.Option(min=1, help="inputs per forward pass")] = 64,
             num_beams: Annotated[Optional[int], typer.Option(
                 min=1, help="seq2seq tasks: beam width (default: each task's num_beams)")] = None,
             max_new_tokens: Annotated[Optional[int], typer.Option(
@@ -142,8 +144,9 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
             trust_remote_code: TrustOpt = False) -> None:
     """Predict every task for each input line, in one encoder pass per batch."""
     from polytask.atomic import write_text
-    from polytask.inference import load_model, predict_records, read_inputs
+    from polytask.inference import check_output_file, load_model, predict_records, read_inputs
 
+    check_output_file(output, "--output", "predictions.jsonl")
     model = load_model(model_dir, trust_remote_code=trust_remote_code)
     records = read_inputs(input, model.tokenizer)  # a tabular model reads rows of feature columns
     predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
@@ -162,7 +165,7 @@ def monitor(rules: Annotated[Path, typer.Option("--rules", "-r", help="alert rul
                                                 "else lines carrying predictions (polytask predict output)")],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="alerts JSONL (default stdout)")] = None,
             model: Annotated[Optional[Path], typer.Option("--model", "-m", help="a saved model directory")] = None,
-            batch_size: int = 64) -> None:
+            batch_size: Annotated[int, typer.Option(min=1, help="inputs per forward pass (with --model)")] = 64) -> None:
     """Evaluate alert rules (conditions on predictions, counted in tumbling windows) over a stream."""
     from polytask.monitor import run_monitor
 

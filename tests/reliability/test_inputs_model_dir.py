@@ -16,6 +16,9 @@ from conftest import build_tiny_encoder
 from toy import toy_config
 from transformers import BertModel
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
+from cli_helpers import run_in_process  # noqa: E402
+
 from polytask.config import ModelConfig, parse_config
 from polytask.data.records import Record
 from polytask.errors import ConfigError, ModelDirError
@@ -141,3 +144,25 @@ def test_pickle_weights_holding_objects_are_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="convert|Convert") as caught:
         load_encoder(ModelConfig(encoder=str(encoder)))
     assert "safetensors" in str(caught.value) and "pytorch_model.bin" in str(caught.value)
+
+
+@pytest.mark.parametrize("args", [
+    ("predict", "{model}", "-i", "{inputs}", "-o", "{folder}"),
+    ("evaluate", "{model}", "--output", "{folder}"),
+    ("evaluate", "{model}", "--split", "nosuch"),
+    ("evaluate", "{model}", "--split", "dev", "--set", "datasets.toy.dev=null"),  # no dev file
+    ("predict", "{model}", "-i", "{inputs}", "--batch-size", "0"),
+    ("predict", "{model}", "-i", "{inputs}", "-o", "{inputs}/out.jsonl"),
+])
+def test_bad_output_split_and_batch_options_exit_2(saved_model, tmp_path, monkeypatch, capsys, args):
+    folder = tmp_path / "out"
+    (folder / "keep.txt").parent.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"text": "a red cat"}\n')
+    values = {"model": saved_model, "inputs": inputs, "folder": folder}
+    code, err = run_in_process(monkeypatch, capsys, *(a.format(**values) for a in args))
+    assert code == 2, err
+    option = next(a for a in args if a.startswith("-") and a != "-i")
+    assert option in err and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
