@@ -5,6 +5,7 @@ recorded, and changed tasks or label sets are named instead of a raw RuntimeErro
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -69,3 +70,13 @@ def test_harmless_changes_are_allowed_and_recorded(finished_run):
     assert notes[-1]["changed"] == {"train.eval_batch_size": {"old": 128, "new": 64},
                                     "train.num_threads": {"old": None, "new": 1}}
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["num_threads"] == 1
+
+
+def test_a_copied_run_directory_resumes_where_it_now_lives(finished_run, tmp_path):
+    raw, run = finished_run
+    shutil.copytree(run, tmp_path / "copy")
+    shutil.rmtree(tmp_path / "copy" / "checkpoints" / "step-00000004")
+    raw["train"]["output_dir"] = str(tmp_path / "copy")
+    train(parse_config(raw), resume=True)
+    note = json.loads((tmp_path / "copy" / "resumes.jsonl").read_text())
+    assert note["step"] == 2 and list(note["changed"]) == ["train.output_dir"]

@@ -202,14 +202,14 @@ def build_decoder(encoder: nn.Module, token_ids: dict[str, int], saved: dict[str
             model = copy.deepcopy(template, memo={id(template.get_encoder()): NoEncoder()})
         else:
             config = config_from_dict(saved["config"]) if saved else encoder.config
-            model = _replace_encoder(AutoModelForSeq2SeqLM.from_config(config))
+            model = _replace_encoder(AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False))
         start = model.config.decoder_start_token_id
         if start is None:
             raise ConfigError(f"{type(model).__name__}: its config has no decoder_start_token_id")
         return Seq2SeqDecoder(model, start, token_ids["eos"], token_ids["pad"])
     config = config_from_dict(saved["config"]) if saved else _causal_config(encoder.config, layers)
     try:
-        model = AutoModelForCausalLM.from_config(config)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     except ValueError as exc:
         raise ConfigError(
             f"model.encoder: a {config.model_type} encoder has no decoder form with cross-attention "

@@ -18,10 +18,11 @@ from polytask.yaml_io import read_yaml
 
 log = logging.getLogger(__name__)
 
-#: Settings a resumed run may change: display, threads, trackers, evaluation batching, alarms
-#: and the search section. Anything else (lr, schedule, steps, data, tasks, model, seed,
-#: device...) would silently continue a different run than the one the checkpoint belongs to.
-RESUME_MAY_CHANGE = ("train.progress", "train.num_threads", "train.report_to",
+#: Settings a resumed run may change: where the run lives (a run directory moved or copied),
+#: display, threads, trackers, evaluation batching, alarms and the search section. Anything
+#: else (lr, schedule, steps, data, tasks, model, seed, device...) would silently continue a
+#: different run than the one the checkpoint belongs to.
+RESUME_MAY_CHANGE = ("train.output_dir", "train.progress", "train.num_threads", "train.report_to",
                      "train.eval_batch_size", "train.stl_baselines", "train.alarm_patience", "tune")
 
 
@@ -70,7 +71,8 @@ def check_resumed_config(config: RunConfig) -> dict[str, tuple[Any, Any]]:
         raise ConfigError(
             f"--resume: the config differs from the run's own {saved_path} in setting(s) that change "
             f"training:\n  - {shown}\nresume with that config (polytask train {saved_path} --resume), "
-            f"or train into a new train.output_dir; on resume only {', '.join(RESUME_MAY_CHANGE)} may change")
+            "or train into a new train.output_dir (to train longer or differently from this run's "
+            f"model: --init-from {out / 'model'}); on resume only {', '.join(RESUME_MAY_CHANGE)} may change")
     for key, (old, new) in changes.items():
         log.warning("--resume: %s changed %r -> %r (allowed: it does not change training)", key, old, new)
     return changes
