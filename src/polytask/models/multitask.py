@@ -154,8 +154,8 @@ def _load_parts(directory: Path, meta: dict[str, Any], trust: bool) -> tuple[Mod
         tokenizer = (FieldVocabulary.from_pretrained(directory) if isinstance(encoder_config, TabularConfig)
                      else AutoTokenizer.from_pretrained(directory, **options))
     except (KeyError, TypeError, ValueError, OSError) as exc:
-        message = refusal(directory, exc, TRUST_FLAG) or f"not a valid polytask model directory ({exc})"
-        raise ModelDirError(f"{directory}: {message}") from None
+        message = refusal(directory, exc, TRUST_FLAG) or f"{directory}: not a valid polytask model directory ({exc})"
+        raise ModelDirError(message) from None
     if not isinstance(encoder_config, TabularConfig):
         if problem := tokenizer_problem(tokenizer, embedding_rows(encoder), meta.get("tokenizer")):
             raise ModelDirError(f"{directory / 'tokenizer.json'}: {problem}; restore the tokenizer files "
