@@ -70,16 +70,18 @@ def validate_data(config: RunConfig | str | Path | dict, overrides: list[str] | 
 
 def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None = None,
              splits: tuple[str, ...] | list[str] = ("test",), output: str | Path | None = None,
-             overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
+             overrides: list[str] | None = None, trust_remote_code: bool = False) -> dict[str, dict[str, Any]]:
     """``polytask evaluate``: metrics of the saved model in ``model_dir`` on ``splits`` of a
     config's data (default: the run's ``<model_dir>/../config.yaml``); also written to
-    ``output`` as JSON when given."""
+    ``output`` as JSON when given. ``trust_remote_code`` as for ``info``."""
     import json
 
     from polytask.atomic import write_text
-    from polytask.inference import evaluate_model, load_model
+    from polytask.inference import check_output_file, check_splits, evaluate_model, load_model
 
-    model = load_model(model_dir)
+    check_splits(tuple(splits))
+    check_output_file(None if output is None else Path(output), "output", "metrics.json")
+    model = load_model(model_dir, trust_remote_code=trust_remote_code)
     run_config = _config(Path(model_dir).parent / "config.yaml" if config is None else config, overrides)
     results = evaluate_model(model, run_config, tuple(splits))
     if output is not None:
@@ -89,15 +91,16 @@ def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None
 
 def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
             tasks: list[str] | None = None, num_beams: int | None = None,
-            max_new_tokens: int | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
+            max_new_tokens: int | None = None, batch_size: int = 64,
+            trust_remote_code: bool = False) -> list[dict[str, Any]]:
     """``polytask predict`` on inputs in memory (the CLI reads them from a JSONL file): the
     predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
-    A tabular model takes dicts of its feature columns."""
+    A tabular model takes dicts of its feature columns. ``trust_remote_code`` as for ``info``."""
     from polytask.data.records import Record
     from polytask.inference import load_model, predict_records
 
-    model = load_model(model_dir)
+    model = load_model(model_dir, trust_remote_code=trust_remote_code)
     if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
         return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks, batch_size)
     records = []
@@ -149,13 +152,14 @@ def list_members() -> dict[str, list[str]]:
     return {name: registry.names() for name, registry in sorted(ALL.items())}
 
 
-def info(model_dir: str | Path) -> dict[str, Any]:
+def info(model_dir: str | Path, trust_remote_code: bool = False) -> dict[str, Any]:
     """``polytask info``: the model card of a saved model: encoder, sharing strategy, parameter
-    counts, and per task the parameters it uses (``total``, ``trainable``, ``shared``, ``own``)."""
+    counts, and per task the parameters it uses (``total``, ``trainable``, ``shared``, ``own``).
+    ``trust_remote_code`` lets an encoder's own Python code run (off: such a model is refused)."""
     from polytask.models.card import model_card
     from polytask.models.multitask import MultiTaskModel
 
-    return model_card(MultiTaskModel.from_pretrained(model_dir))
+    return model_card(MultiTaskModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code))
 
 
 def tune(config: str | Path, trials: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:

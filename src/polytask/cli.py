@@ -21,6 +21,8 @@ err = Console(stderr=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="run config (YAML)")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. train.lr=3e-5")]
+TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="run Python code shipped in MODEL_DIR "
+                                        "(auto_map); off: such a model is refused")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -112,14 +114,16 @@ def evaluate(model_dir: Annotated[Path, typer.Argument(help="a saved model direc
              config: Annotated[Optional[Path], typer.Option(help="run config; default: <model_dir>/../config.yaml")] = None,
              split: Annotated[list[str], typer.Option(help="split(s) to evaluate")] = ["test"],  # noqa: B006
              output: Annotated[Optional[Path], typer.Option(help="write metrics as JSON here")] = None,
-             set_: SetOpt = None) -> None:
+             set_: SetOpt = None, trust_remote_code: TrustOpt = False) -> None:
     """Evaluate a saved model on the data of a config."""
     from polytask.atomic import write_text
     from polytask.config import load_config
-    from polytask.inference import evaluate_model, load_model
+    from polytask.inference import check_output_file, check_splits, evaluate_model, load_model
     from polytask.training.progress import print_table
 
-    model = load_model(model_dir)
+    check_splits(tuple(split))
+    check_output_file(output, "--output", "metrics.json")
+    model = load_model(model_dir, trust_remote_code=trust_remote_code)
     run_config = load_config(config or model_dir.parent / "config.yaml", set_ or [])
     results = evaluate_model(model, run_config, tuple(split))
     print_table(list(model.tasks.values()), results, out)
@@ -132,17 +136,18 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
             input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, a {"text"} or {"tokens"} per line (tabular models: an object of feature columns)')],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default stdout)")] = None,
             task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
-            batch_size: int = 64,
+            batch_size: Annotated[int, typer.Option(min=1, help="inputs per forward pass")] = 64,
             num_beams: Annotated[Optional[int], typer.Option(
                 min=1, help="seq2seq tasks: beam width (default: each task's num_beams)")] = None,
             max_new_tokens: Annotated[Optional[int], typer.Option(
                 min=1, help="seq2seq tasks: most tokens generated (default: max_target_length)")] = None,
-            ) -> None:
+            trust_remote_code: TrustOpt = False) -> None:
     """Predict every task for each input line, in one encoder pass per batch."""
     from polytask.atomic import write_text
-    from polytask.inference import load_model, predict_records, read_inputs
+    from polytask.inference import check_output_file, load_model, predict_records, read_inputs
 
-    model = load_model(model_dir)
+    check_output_file(output, "--output", "predictions.jsonl")
+    model = load_model(model_dir, trust_remote_code=trust_remote_code)
     records = read_inputs(input, model.tokenizer)  # a tabular model reads rows of feature columns
     predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
     lines = "".join(json.dumps({"line": r.line, **{k: v for k, v in r.fields.items()},
@@ -160,7 +165,7 @@ def monitor(rules: Annotated[Path, typer.Option("--rules", "-r", help="alert rul
                                                 "else lines carrying predictions (polytask predict output)")],
             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="alerts JSONL (default stdout)")] = None,
             model: Annotated[Optional[Path], typer.Option("--model", "-m", help="a saved model directory")] = None,
-            batch_size: int = 64) -> None:
+            batch_size: Annotated[int, typer.Option(min=1, help="inputs per forward pass (with --model)")] = 64) -> None:
     """Evaluate alert rules (conditions on predictions, counted in tumbling windows) over a stream."""
     from polytask.monitor import run_monitor
 
@@ -218,7 +223,8 @@ def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directo
 
 @app.command()
 def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-         as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False) -> None:
+         as_json: Annotated[bool, typer.Option("--json", help="print the card as JSON")] = False,
+         trust_remote_code: TrustOpt = False) -> None:
     """Model card: sharing strategy, parameter counts, and what each task uses.
 
     Per task: the parameters its predictions use, the trainable ones, and of those the ones
@@ -227,7 +233,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="a saved model directory
 
     from polytask.api import info as model_card
 
-    card = model_card(model_dir)
+    card = model_card(model_dir, trust_remote_code=trust_remote_code)
     if as_json:
         sys.stdout.write(json.dumps(card, indent=2) + "\n")
         return

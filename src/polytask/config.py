@@ -146,6 +146,9 @@ class ModelConfig(Strict):
         "or 'tabular' (feature columns, see tabular:)"
     )
     allow_download: bool = Field(False, description="let transformers fetch a hub name")
+    trust_remote_code: bool = Field(
+        False, description="run Python code shipped with the encoder (auto_map in its config); "
+        "off: such an encoder is refused. Saved models never turn it on by themselves")
     max_length: int = Field(128, gt=2)
     pooling: Literal["cls", "mean"] = "cls"
     head_dropout: float = Field(0.1, ge=0, lt=1)

@@ -18,8 +18,29 @@ from polytask.tasks.seq2seq import generation_options
 from polytask.training.setup import pick_device
 
 
-def load_model(model_dir: str | Path, device: str = "auto") -> MultiTaskModel:
-    return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device))
+SPLITS = ("train", "dev", "test")
+
+
+def check_output_file(path: Path | None, option: str, example: str) -> None:
+    """Refuse, before any work, an output path that cannot become a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file path, e.g. {path / example}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a directory; choose another path")
+
+
+def check_splits(splits: tuple[str, ...]) -> None:
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"--split {', '.join(unknown)}: unknown split; choose from {', '.join(SPLITS)}")
+
+
+def load_model(model_dir: str | Path, device: str = "auto", trust_remote_code: bool = False) -> MultiTaskModel:
+    return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device),
+                                          trust_remote_code=trust_remote_code)
 
 
 def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
@@ -51,6 +72,8 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
                     max_new_tokens: int | None = None) -> list[dict[str, Any]]:
     """Every requested task's prediction for each record, one encoder pass per batch;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size {batch_size}: must be at least 1")
     names = tasks or list(model.tasks)
     unknown = [n for n in names if n not in model.tasks]
     if unknown:
@@ -68,6 +91,7 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
 def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, ...] = ("test",),
                    batch_size: int = 128) -> dict[str, dict[str, Any]]:
     """Metrics of a saved model on the config's data, using the model's own label maps."""
+    check_splits(splits)
     missing = [t.name for t in config.tasks if t.name not in model.tasks]
     if missing:
         raise ConfigError(f"the config has task(s) {missing} that the model does not: {list(model.tasks)}")
@@ -85,4 +109,7 @@ def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, 
             metrics.update(score_tasks(tasks, features, run_tasks(model, features, tasks, batch_size), group))
         if metrics:
             results[split] = metrics
+    if empty := [s for s in splits if s not in results]:
+        raise ConfigError(f"--split {', '.join(empty)}: no dataset of the config has labelled data for "
+                          f"the model's tasks in that split; set the dataset's {empty[0]}: file")
     return results

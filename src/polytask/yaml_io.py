@@ -17,6 +17,9 @@ from pydantic import BaseModel, ValidationError
 from polytask.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+#: Most nodes a document may hold once its aliases are expanded: a config has hundreds, and a
+#: "billion laughs" document (aliases of aliases) would exhaust memory when dumped or validated.
+MAX_EXPANDED_NODES = 100_000
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -112,17 +115,62 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def check_aliases(root: yaml.Node | None, source: str | Path) -> None:
+    """Refuse a document whose aliases expand to more than MAX_EXPANDED_NODES nodes, or that
+    refers to itself, naming the line of the anchor that is repeated the most."""
+    sizes: dict[int, int] = {}
+    uses: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def expanded(node: yaml.Node) -> int:  # depth = the document's nesting, already parsed
+        uses[id(node)] = uses.get(id(node), 0) + 1
+        if id(node) in open_nodes:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to its own "
+                              "anchor (a recursive structure); write the value out instead")
+        if id(node) not in sizes:
+            open_nodes.add(id(node))
+            sizes[id(node)] = 1 + sum(expanded(child) for child in _children(node))
+            open_nodes.discard(id(node))
+        return sizes[id(node)]
+
+    if root is None or expanded(root) <= MAX_EXPANDED_NODES:
+        return
+    nodes: dict[int, yaml.Node] = {}
+    stack = [root]
+    while stack:  # the anchors: nodes used more than once
+        node = stack.pop()
+        if id(node) not in nodes:
+            nodes[id(node)] = node
+            stack.extend(_children(node))
+    anchor = max((n for n in nodes.values() if uses[id(n)] > 1), key=lambda n: sizes[id(n)] * uses[id(n)])
+    raise ConfigError(f"{source}:{anchor.start_mark.line + 1}: aliases of this anchor expand the "
+                      f"document to {sizes[id(root)]:,} values (limit {MAX_EXPANDED_NODES:,}); "
+                      "write the values out, or use fewer nested aliases")
+
+
 def read_yaml(path: Path, what: str = "config") -> tuple[Any, yaml.Node | None]:
     """The parsed YAML of ``path`` and its node tree (for line numbers); duplicate keys,
-    bad UTF-8 and bad YAML are ConfigErrors naming the file."""
+    bad UTF-8, bad YAML, nesting too deep and alias bombs are ConfigErrors naming the file."""
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found")
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; flatten the structure") from None
+    check_aliases(node, path)
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except ConfigError as exc:

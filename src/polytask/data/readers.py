@@ -9,13 +9,12 @@ share (decoding line by line, issues with hints) in reading.py.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from polytask.config import DatasetConfig
-from polytask.data.reading import Lines, issue, read_lines
+from polytask.data.reading import Lines, issue, parse_json, read_lines
 from polytask.data.records import Record
 from polytask.data.records import split_words as split_text
 from polytask.data.tabular import parse_features
@@ -86,8 +85,12 @@ def _read_table(path: Path, dataset: DatasetConfig, labels: list[str], split_wor
 
 def _csv_rows(path: Path, lines: Lines, delimiter: str,
               issues: list[DataIssue]) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank csv rows with the line each starts on (a quoted cell may span lines)."""
+    """Non-blank csv rows with the line each starts on (a quoted cell may span lines); a row
+    that cannot be parsed is reported and reading goes on with the next one."""
     good = [(number, text) for number, text in lines if text is not None]
+    # A cell can be as long as the file, not only csv's default 131,072 characters; the limit
+    # is process-wide, so it is only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), sum(len(text) + 1 for _, text in good)))
     reader = csv.reader((text + "\n" for _, text in good), delimiter=delimiter)
     while True:
         start = reader.line_num
@@ -97,7 +100,8 @@ def _csv_rows(path: Path, lines: Lines, delimiter: str,
             return
         except csv.Error as exc:
             line = good[min(reader.line_num, len(good)) - 1][0]
-            return issue(issues, path, line, "row", f"cannot parse the row: {exc}", "cells")
+            issue(issues, path, line, "row", f"cannot parse the row: {exc}", "cells")
+            continue
         if any(cell.strip() for cell in row):
             yield good[start][0], row
 
@@ -121,11 +125,9 @@ def _read_jsonl(path: Path, dataset: DatasetConfig, labels: list[str], split_wor
     for line, text in read_lines(path, issues) or []:
         if text is None or not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            issue(issues, path, line, "json", f"not valid JSON: {exc.msg} (column {exc.colno})",
-                   "json")
+        obj, problem = parse_json(text)
+        if problem is not None:
+            issue(issues, path, line, "json", *problem)
             continue
         if not isinstance(obj, dict):
             issue(issues, path, line, "json", f"a JSON {_kind(obj)}, not an object", "object")

@@ -5,7 +5,10 @@ DataIssues with a hint on how to fix them."""
 from __future__ import annotations
 
 import codecs
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 from polytask.errors import DataIssue
 
@@ -21,6 +24,8 @@ HINTS = {
     "label_column": "add the column (empty cells are fine: unlabelled rows), or fix the task's "
                     "label:",
     "json": "write one complete JSON object per line; escape line breaks in strings as \\n",
+    "json_value": "store very large numbers as strings, nest objects less deeply, and write "
+                  "characters as valid Unicode (a \\ud800-\\udfff escape must come in a pair)",
     "object": 'write each line as an object: {"text": ..., "label": ...}',
     "key": "add the key to every object, or set the dataset's column names in the config",
     "empty_text": "fill in the text, or delete the row",
@@ -65,3 +70,33 @@ def read_lines(path: Path, issues: list[DataIssue]) -> Lines | None:
                    f"0x{chunk[exc.start]:02x} at column {exc.start + 1}", "utf8")
             lines.append((number, None))
     return lines
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(text: str) -> tuple[Any, tuple[str, str] | None]:
+    """One JSON value and None, or None and (why it cannot be used, the key of its hint in
+    HINTS): not JSON, nested too deeply
+    for the parser, an integer too long to convert, or a string holding a lone surrogate (valid
+    JSON, but not Unicode text: tokenizers and UTF-8 writers fail on it later)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, (f"not valid JSON: {exc.msg} (column {exc.colno})", "json")
+    except RecursionError:
+        return None, ("nested too deeply to parse", "json_value")
+    except ValueError as exc:  # e.g. Python's limit on the digits of an integer
+        return None, (f"unusable JSON value: {exc}", "json_value")
+    stack = [value]
+    while stack:  # iterative: nesting that json accepted must not overflow our stack either
+        item = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return None, ("a string holds a lone surrogate (\\ud800-\\udfff), which is not valid "
+                          "Unicode", "json_value")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value, None

@@ -52,23 +52,23 @@ def is_seq2seq_config(config: PretrainedConfig) -> bool:
     return kind in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES and kind != "encoder-decoder"
 
 
-def load_seq2seq_encoder(source: str, offline: bool) -> PreTrainedModel:
-    """The encoder of an encoder-decoder checkpoint; the full model rides along (unregistered)
-    so generation tasks can copy its pretrained decoder."""
-    full = AutoModelForSeq2SeqLM.from_pretrained(source, local_files_only=offline)
+def load_seq2seq_encoder(source: str, options: dict[str, Any]) -> PreTrainedModel:
+    """The encoder of an encoder-decoder checkpoint (``options``: from_pretrained's keywords);
+    the full model rides along (unregistered) so generation tasks can copy its pretrained decoder."""
+    full = AutoModelForSeq2SeqLM.from_pretrained(source, **options)
     encoder = full.get_encoder()
     encoder.__dict__[PRETRAINED_ATTR] = full
     return encoder
 
 
-def encoder_from_config(config: PretrainedConfig) -> PreTrainedModel:
+def encoder_from_config(config: PretrainedConfig, trust_remote_code: bool = False) -> PreTrainedModel:
     """An encoder with random weights for ``config`` (saved models load their weights next):
     the encoder half of an encoder-decoder architecture, else ``AutoModel``."""
     from transformers import AutoModel
 
     if is_seq2seq_config(config):
-        return AutoModelForSeq2SeqLM.from_config(config).get_encoder()
-    return AutoModel.from_config(config)
+        return AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=trust_remote_code).get_encoder()
+    return AutoModel.from_config(config, trust_remote_code=trust_remote_code)
 
 
 def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
@@ -202,14 +202,14 @@ def build_decoder(encoder: nn.Module, token_ids: dict[str, int], saved: dict[str
             model = copy.deepcopy(template, memo={id(template.get_encoder()): NoEncoder()})
         else:
             config = config_from_dict(saved["config"]) if saved else encoder.config
-            model = _replace_encoder(AutoModelForSeq2SeqLM.from_config(config))
+            model = _replace_encoder(AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False))
         start = model.config.decoder_start_token_id
         if start is None:
             raise ConfigError(f"{type(model).__name__}: its config has no decoder_start_token_id")
         return Seq2SeqDecoder(model, start, token_ids["eos"], token_ids["pad"])
     config = config_from_dict(saved["config"]) if saved else _causal_config(encoder.config, layers)
     try:
-        model = AutoModelForCausalLM.from_config(config)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     except ValueError as exc:
         raise ConfigError(
             f"model.encoder: a {config.model_type} encoder has no decoder form with cross-attention "

@@ -25,6 +25,8 @@ from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ModelDirError
 from polytask.models.decoders import encoder_from_config
+from polytask.models.loading import (TRUST_FLAG, clamp_max_length, embedding_rows, refusal,
+                                     tokenizer_fingerprint, tokenizer_problem)
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.sharing.base import build_sharing
 from polytask.tasks.base import BuildContext, Task, build_task
@@ -108,6 +110,8 @@ class MultiTaskModel(nn.Module):
                 {"config": task.config.model_dump(mode="json"), "state": task.state()}
                 for task in self.tasks.values()
             ],
+            **({} if isinstance(self.tokenizer, FieldVocabulary)
+               else {"tokenizer": tokenizer_fingerprint(self.tokenizer)}),
         }
 
     def save_to(self, directory: Path) -> None:
@@ -124,24 +128,40 @@ class MultiTaskModel(nn.Module):
         return Path(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiTaskModel:
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        trust_remote_code: bool = False) -> MultiTaskModel:
+        """The model saved in ``directory``; ``trust_remote_code`` lets Python code shipped in the
+        directory run (the caller's choice: a saved model never turns it on by itself)."""
         directory = Path(directory)
         meta = read_model_meta(directory)
-        try:
-            model_config = ModelConfig.model_validate(meta["model"])
-            tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
-            encoder_config = AutoConfig.from_pretrained(directory / "encoder", local_files_only=True)
-            encoder = encoder_from_config(encoder_config)  # AutoModel, or a seq2seq's encoder
-            tokenizer = (FieldVocabulary.from_pretrained(directory) if isinstance(encoder_config, TabularConfig)
-                         else AutoTokenizer.from_pretrained(directory, local_files_only=True))
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise ModelDirError(f"{directory}: not a valid polytask model directory ({exc})") from None
+        model_config, tasks, encoder, tokenizer = _load_parts(directory, meta, trust_remote_code)
         model = cls(encoder, tokenizer, tasks, model_config)
         try:
             load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type too
             raise ModelDirError(f"{directory / WEIGHTS_FILE}: weights do not fit the model ({exc})") from None
         return model.to(device).eval()
+
+
+def _load_parts(directory: Path, meta: dict[str, Any], trust: bool) -> tuple[ModelConfig, list[Task], Any, Any]:
+    """Config, tasks, encoder (random weights) and tokenizer of a saved model, each checked."""
+    options = {"local_files_only": True, "trust_remote_code": trust}
+    try:
+        model_config = ModelConfig.model_validate({**meta["model"], "trust_remote_code": trust})
+        tasks = [build_task(TaskConfig.model_validate(t["config"]), t["state"]) for t in meta["tasks"]]
+        encoder_config = AutoConfig.from_pretrained(directory / "encoder", **options)
+        encoder = encoder_from_config(encoder_config, trust)  # AutoModel, or a seq2seq's encoder
+        tokenizer = (FieldVocabulary.from_pretrained(directory) if isinstance(encoder_config, TabularConfig)
+                     else AutoTokenizer.from_pretrained(directory, **options))
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        message = refusal(directory, exc, TRUST_FLAG) or f"{directory}: not a valid polytask model directory ({exc})"
+        raise ModelDirError(message) from None
+    if not isinstance(encoder_config, TabularConfig):
+        if problem := tokenizer_problem(tokenizer, embedding_rows(encoder), meta.get("tokenizer")):
+            raise ModelDirError(f"{directory / 'tokenizer.json'}: {problem}; restore the tokenizer files "
+                                "(tokenizer.json, tokenizer_config.json) saved with this model")
+    model_config.max_length = clamp_max_length(model_config.max_length, encoder, directory)
+    return model_config, tasks, encoder, tokenizer
 
 
 def read_model_meta(directory: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ is loaded; ``encode`` runs after that. The default ``bind`` does nothing.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -150,6 +151,28 @@ class Task(ABC):
     @property
     def num_outputs(self) -> int:
         return len(self.labels)
+
+
+_JSON_NAMES = {list: "an array", tuple: "an array", dict: "an object", type(None): "null"}
+
+
+def label_text(raw: Any) -> tuple[str | None, str | None]:
+    """A raw label as the name of its class, and None; or None and the problem. Strings are
+    kept as written (stripped); JSON numbers are named by their value, so 1 and 1.0 are one
+    class "1" (2.5 stays "2.5"); booleans keep Python's spelling ("True"). Arrays, objects and
+    null are problems: stringifying them would invent a class."""
+    if isinstance(raw, str):
+        return raw.strip(), None
+    if isinstance(raw, bool):
+        return str(raw), None
+    if isinstance(raw, int):
+        return str(raw), None
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            return None, f"label {raw} is not a finite number"
+        return (str(int(raw)) if raw.is_integer() else repr(raw)), None
+    kind = _JSON_NAMES.get(type(raw), type(raw).__name__)
+    return None, f"a label must be a string or a number, got {kind}"
 
 
 def build_task(config: TaskConfig, state: dict[str, Any] | None = None) -> Task:

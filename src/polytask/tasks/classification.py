@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score, roc
 from torch import nn
 from torch.nn import functional as F
 
-from polytask.tasks.base import TASK_TYPES, Task
+from polytask.tasks.base import TASK_TYPES, Task, label_text
 
 
 def linear_head(hidden_size: int, outputs: int, dropout: float) -> nn.Module:
@@ -44,8 +44,9 @@ class Classification(LabelVocabulary):
     def parse(self, raw: Any, words: list[str] | None) -> tuple[Any, str | None]:
         if raw is None or (isinstance(raw, str) and raw.strip() == ""):
             return None, None
-        label = str(raw).strip()
-        return (None, problem) if (problem := self.check_known(label)) else (label, None)
+        label, problem = label_text(raw)
+        problem = problem or self.check_known(label)
+        return (None, problem) if problem else (label, None)
 
     def encode(self, value: Any, word_ids: list[int | None]) -> Any:
         # A training label outside the vocabulary can only come from a declared-label mismatch,

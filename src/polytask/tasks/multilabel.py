@@ -16,7 +16,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from torch import nn
 from torch.nn import functional as F
 
-from polytask.tasks.base import TASK_TYPES
+from polytask.tasks.base import TASK_TYPES, label_text
 from polytask.tasks.classification import LabelVocabulary, linear_head
 
 THRESHOLD = 0.5
@@ -31,10 +31,14 @@ class MultiLabel(LabelVocabulary):
         if raw is None:
             return None, None
         if isinstance(raw, (list, tuple)):
-            parts = [str(label).strip() for label in raw]
+            named = [label_text(label) for label in raw]
         else:
-            text = str(raw).strip()
-            parts = text.split(self.config.label_separator) if text else []
+            text, problem = label_text(raw)
+            separator = self.config.label_separator
+            named = [(text, problem)] if problem else [(part, None) for part in text.split(separator)]
+        if problem := next((p for _, p in named if p), None):
+            return None, problem
+        parts = [part for part, _ in named]
         # Empty parts come from stray separators ("a|", "a||b"): not labels the user meant.
         labels = list(dict.fromkeys(part.strip() for part in parts if part.strip()))
         for label in labels:

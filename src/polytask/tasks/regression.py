@@ -45,7 +45,7 @@ class Regression(Task):
             return None, not_number
         try:
             value = float(shown)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
             return None, not_number
         if not math.isfinite(value):
             return None, f"{shown!r} is not a finite number; regression targets must be finite"

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchcrf import CRF
 
-from polytask.tasks.base import TASK_TYPES, first_subtoken_positions
+from polytask.tasks.base import TASK_TYPES, first_subtoken_positions, label_text
 from polytask.tasks.classification import LabelVocabulary, linear_head
 
 
@@ -52,7 +52,15 @@ class TokenClassification(LabelVocabulary):
     def parse(self, raw: Any, words: list[str] | None) -> tuple[Any, str | None]:
         if raw is None:
             return None, None
-        tags = raw.split() if isinstance(raw, str) else [str(tag) for tag in raw]
+        if isinstance(raw, str):
+            tags = raw.split()
+        elif isinstance(raw, (list, tuple)):
+            named = [label_text(tag) for tag in raw]
+            if problem := next((p for _, p in named if p), None):
+                return None, f"tags: {problem}"
+            tags = [tag for tag, _ in named]
+        else:
+            return None, "tags must be a list or a space-separated string"
         if words is None:
             return None, "token classification needs word inputs (set tokens: on the dataset)"
         if len(tags) != len(words):

@@ -72,7 +72,7 @@ def adopt_tasks(model: MultiTaskModel, fitted: list[Task], source: Path) -> None
 
 def load_init_model(init_from: str | Path, fitted: list[Task], config: RunConfig) -> MultiTaskModel:
     source = Path(init_from)
-    model = MultiTaskModel.from_pretrained(source)
+    model = MultiTaskModel.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     adopt_tasks(model, fitted, source)
     if config.model.model_dump() != model.config.model_dump():
         log.info("--init-from: using the model options saved in %s, not the config's model: section",
@@ -107,7 +107,8 @@ def gate(prepared, out: Path, init_from: str | Path, new_dev: dict[str, Any],
     """Score the init model on dev like the new one, then promote or restore; returns the
     decision that is also written to ``<out>/promotion.json``."""
     config = prepared.config.train
-    init = MultiTaskModel.from_pretrained(init_from, device=device)
+    init = MultiTaskModel.from_pretrained(init_from, device=device,
+                                          trust_remote_code=prepared.config.model.trust_remote_code)
     old_dev = evaluate_groups(init, prepared.split("dev"), config.eval_batch_size, config.precision)
     verdicts = compare(old_dev, new_dev, prepared.tasks, config.promotion_tolerance)
     promoted = all(v["ok"] for v in verdicts.values())

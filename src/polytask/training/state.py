@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polytask.atomic import write_text
+from polytask.atomic import append_line, write_text
 from polytask.errors import CheckpointError, ConfigError
 from polytask.training import checkpoint
 from polytask.training.distributed import Distributed
+from polytask.training.resume_config import check_shapes
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Run
 
 log = logging.getLogger(__name__)
+#: One line per resume: when, from which checkpoint and step, and the allowed config changes.
+RESUMES_FILE = "resumes.jsonl"
 
 
 class RankRNG:
@@ -58,7 +62,10 @@ class LoopState:
     world_size: int = 1  # processes of the run: a resume must use as many (same global batch)
 
 
-def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
+def resume_from(run: Run, objects: dict[str, Any], sampler, balancer,
+                changes: dict[str, tuple[Any, Any]] | None = None) -> None:
+    """Load the newest complete checkpoint; ``changes`` (allowed config changes, see
+    resume_config.py) are recorded with the step in ``resumes.jsonl``."""
     # Rank 0 picks the checkpoint and every rank loads that one.
     found = run.ddp.broadcast_object(checkpoint.latest_complete(run.out / "checkpoints"))
     if found is None:
@@ -66,6 +73,7 @@ def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
                     run.out / "checkpoints")
         return
     check_world_size(found, run.ddp.world_size)
+    check_shapes(found, run.prepared.model)
     saved = checkpoint.load_checkpoint(found, run.prepared.model, objects, run.device)
     if "rank_rng" in objects:
         objects["rank_rng"].restore()
@@ -80,7 +88,14 @@ def resume_from(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
     balancer.load_extra_state_dict(run.state.balancer)
     if run.ddp.is_main:
         keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
+        record_resume(run.out, run.state.step, found, changes or {})
     log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
+
+
+def record_resume(out: Path, step: int, found: Path, changes: dict[str, tuple[Any, Any]]) -> None:
+    note = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "step": step,
+            "checkpoint": found.name, "changed": {k: {"old": old, "new": new} for k, (old, new) in changes.items()}}
+    append_line(out / RESUMES_FILE, json.dumps(note))
 
 
 def check_world_size(found: Path, world_size: int) -> None:

@@ -27,6 +27,7 @@ from polytask.training.distributed import Distributed, check_launcher
 from polytask.training.distributed_eval import evaluate_sharded
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
+from polytask.training.resume_config import check_resumed_config
 from polytask.training.setup import Prepared, prepare
 from polytask.training.state import LoopState, RankRNG, resume_from, save_state
 from polytask.weighting.base import BALANCERS, build_balancer
@@ -231,19 +232,22 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     check_launcher(config.train.precision)
     if init_from is not None:
         promotion.check_init_run(config, init_from)
+    changes = check_resumed_config(config) if resume else {}  # before any data is read or file written
     ddp, device = Distributed.setup(config.train.device)
     try:
         if not ddp.is_main:  # one log, one progress bar: rank 0's
             logging.getLogger("polytask").setLevel(logging.WARNING)
         prepared = prepared or prepare(config, init_from=init_from)
-        return run_training(config, prepared, ddp, device, resume, init_from, on_evaluation)
+        return run_training(config, prepared, ddp, device, resume, init_from, on_evaluation, changes)
     finally:
         ddp.close()
 
 
 def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device: torch.device,
                  resume: bool, init_from: str | Path | None,
-                 on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None) -> dict[str, Any]:
+                 on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None,
+                 changes: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    """``changes``: the allowed config changes of a resume (recorded in resumes.jsonl)."""
     out = Path(config.train.output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +279,7 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
     if ddp.active:
         objects["rank_rng"] = RankRNG(ddp)
     if resume:
-        resume_from(run, objects, sampler, balancer)
+        resume_from(run, objects, sampler, balancer, changes or {})
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
