@@ -10,9 +10,12 @@ weighting, k covering every trainable layer is ``gradients_on: parameters``.
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from toy import toy_config
 from torch.nn import functional as F
 
@@ -22,7 +25,7 @@ from polytask.data.batches import GroupStream, collate
 from polytask.errors import ConfigError
 from polytask.models.multitask import feature_point
 from polytask.training.setup import prepare
-from polytask.training.trainer import check_combination
+from polytask.training.trainer import check_combination, train
 from polytask.weighting.base import build_balancer
 
 
@@ -186,3 +189,29 @@ def test_gradients_on_shapes_parse_and_bad_ones_are_rejected(tmp_path, tiny_enco
         raw["weighting"] = {"name": "upgrad", "gradients_on": bad}
         with pytest.raises(ConfigError, match="gradients_on"):
             parse_config(raw)
+
+
+@pytest.mark.parametrize("name,gradients_on", [("pcgrad", "features"),
+                                               ("upgrad", {"features": "layer", "layer": -2}),
+                                               ("pcgrad", {"parameters": "last_layers", "k": 1}),
+                                               ("gradnorm", {"parameters": "last_layers", "k": 1})])
+def test_new_points_resume_bit_exact(tmp_path, tiny_encoder, name, gradients_on):
+    """tests/contract/test_weighting_contract.py's pattern on a [CLS] task + a token task."""
+    raw = toy_config(tmp_path, tiny_encoder, ["classification", "token_classification"], max_steps=6,
+                     eval_every=1, checkpoint_every=3, num_threads=1)
+    raw["weighting"] = {"name": name, "gradients_on": gradients_on}
+    unbroken, crashed = tmp_path / "run", tmp_path / "crashed"
+    train(parse_config(raw))
+    shutil.copytree(unbroken, crashed)
+    shutil.rmtree(crashed / "checkpoints" / "step-00000006")
+    raw["train"]["output_dir"] = str(crashed)
+    train(parse_config(raw), resume=True)
+    final = "checkpoints/step-00000006/model.safetensors"
+    expected, actual = load_file(str(unbroken / final)), load_file(str(crashed / final))
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    assert (unbroken / "metrics.jsonl").read_text() == (crashed / "metrics.jsonl").read_text()
+    if name != "gradnorm":
+        lines = [json.loads(line) for line in (unbroken / "metrics.jsonl").read_text().splitlines()]
+        assert any(line.get("cosine/color|tags", 0.0) != 0.0 for line in lines)
