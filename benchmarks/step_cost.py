@@ -1,7 +1,8 @@
 """Step cost of every weighting method: time and peak memory of one optimizer step, as ratios.
 
-Every registered method (gradient methods with ``gradients_on: features`` and ``parameters``)
-trains three tasks (classification, token classification, regression) that read ONE dataset, so
+Every registered method (gradient methods with every ``gradients_on`` setting: ``features`` at
+the default point, the input of the top two layers; features at the encoder output, the point
+before issue 26; the partial Jacobian of the top two layers; ``parameters``) trains three tasks (classification, token classification, regression) that read ONE dataset, so
 each step is one encoder forward for all three; batch 16, 128 tokens per example. A step is the
 full ``train_step``: forward, the balancer's backward, gradient clipping, the optimizer step.
 The reference rows are EW (``equal``, same three tasks) and the single-task step (the
@@ -25,6 +26,9 @@ measured in groups, and every group re-measures the two references alongside its
     python benchmarks/step_cost.py --encoder tiny --rounds 6 --steps-per-round 5 --max-workers 30
     python benchmarks/step_cost.py --encoder embedded --rounds 3 --steps-per-round 2 --warmup 1
     python benchmarks/step_cost.py --encoder tiny --only nash_mtl --output /tmp/nash.md
+
+Beside each ``parameters`` row the FLOP floor of exact per-task parameter gradients is printed:
+(1 + 2T)/3 × an EW step (forward ≈ 1, each of the T encoder backward passes ≈ 2).
 """
 
 from __future__ import annotations
@@ -56,6 +60,23 @@ THREE_TASKS = [
     {"name": "tags", "type": "token_classification", "label": "tags"},
     {"name": "size", "type": "regression", "label": "size"},
 ]
+
+
+#: The gradients_on settings measured for every gradient method, in table order.
+GRADIENT_SETTINGS = ("features", {"features": "layer", "layer": -1},
+                     {"parameters": "last_layers", "k": 2}, "parameters")
+
+
+def setting_label(weighting: dict) -> str:
+    where = weighting.get("gradients_on", "—")
+    if isinstance(where, dict):
+        return ", ".join(f"{k}: {v}" for k, v in where.items())
+    return where
+
+
+def flop_floor(row: "Variant") -> str:
+    """(1 + 2T)/3 for exact per-task parameter gradients; blank for the cheaper definitions."""
+    return f"{(1 + 2 * row.tasks) / 3:.2f}" if row.weighting.get("gradients_on") == "parameters" else "—"
 
 
 @dataclass(frozen=True)
@@ -134,7 +155,7 @@ def variants(only: set[str] | None = None) -> list[Variant]:
         if only and name not in only:
             continue
         takes_gradients = not BALANCERS.get(name).supports_fp16
-        settings = ({"name": name, "gradients_on": where} for where in ("features", "parameters"))
+        settings = ({"name": name, "gradients_on": where} for where in GRADIENT_SETTINGS)
         for weighting in settings if takes_gradients else [{"name": name}]:
             if weighting == {"name": "equal"}:
                 continue
@@ -333,19 +354,17 @@ def table_row(row: Variant, measured: list[Measured]) -> str:
     memory = statistics.median(m.memory for m in measured)
     x_memory = statistics.median(m.memory / m.ew_memory if m.ew_memory > 0 else float("nan")
                                  for m in measured)
-    where = row.weighting.get("gradients_on", "—")
-    return (f"| {row.label} | {where} | {ms:.1f} | {x_single:.2f} | {x_ew:.2f} | "
-            f"{memory:.1f} | {x_memory:.2f} |")
+    return (f"| {row.label} | {setting_label(row.weighting)} | {ms:.1f} | {x_single:.2f} | {x_ew:.2f} | "
+            f"{flop_floor(row)} | {memory:.1f} | {x_memory:.2f} |")
 
 
 def table(rows: list[Variant], results: dict, failed: dict) -> str:
-    lines = ["| method | gradients_on | ms/step | × single | × EW | memory MB | mem × EW |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | gradients_on | ms/step | × single | × EW | floor × EW | memory MB | mem × EW |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for index, row in enumerate(rows):
         reason = row.unavailable or failed.get(index)
         if reason:
-            where = row.weighting.get("gradients_on", "—")
-            lines.append(f"| {row.label} | {where} | {reason} | — | — | — | — |")
+            lines.append(f"| {row.label} | {setting_label(row.weighting)} | {reason} | — | — | — | — | — |")
         else:
             lines.append(table_row(row, results[index]))
     return "\n".join(lines)

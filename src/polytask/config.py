@@ -162,12 +162,34 @@ class SamplerConfig(Strict):
     temperature: float = Field(2.0, gt=0, description="temperature sampler: p ~ n^(1/T)")
 
 
+class FeaturePoint(Strict):
+    """``gradients_on: {features: layer, layer: -2}``: per-task gradients w.r.t. one hidden state
+    of the shared encoder (docs/weighting.md, section 4)."""
+
+    features: Literal["layer"]
+    layer: int = Field(description="hidden-state index: 0 = embedding output, i = output of "
+                       "layer i (the input of layer i+1); negative from the top, -1 = encoder output")
+
+
+class PartialJacobian(Strict):
+    """``gradients_on: {parameters: last_layers, k: 2}``: the Jacobian of the top k layers only."""
+
+    parameters: Literal["last_layers"]
+    k: int = Field(ge=0, description="top Transformer layers whose parameters get per-task gradients")
+
+
 class WeightingConfig(Strict):
     name: str = "equal"
     weights: dict[str, float] | None = Field(None, description="static: per-task weights")
-    gradients_on: Literal["parameters", "features"] = Field(
+    gradients_on: Literal["parameters", "features"] | FeaturePoint | PartialJacobian = Field(
         "features", description="gradient methods: per-task gradients w.r.t. the shared "
-        "parameters, or (cheaper) w.r.t. the shared features")
+        "parameters, the top k layers' parameters ({parameters: last_layers, k}), or (cheaper) "
+        "w.r.t. shared features: the default point, or {features: layer, layer: i}")
+
+    @property
+    def needs_shared_features(self) -> bool:
+        """Every setting but ``parameters`` reads a tensor that all tasks share."""
+        return self.gradients_on != "parameters"
     options: dict[str, Any] = Field(default_factory=dict, description="method-specific options")
 
 

@@ -5,9 +5,10 @@ balancer, optimizer and schedule) for ``steps`` steps. Before each step, with th
 eval mode (no dropout noise), one batch is drawn from every input group and three signals are
 measured on it:
 
-- ``gradient_cosine``  cosine of the task gradients w.r.t. the shared features, what the
-                       gradient balancers log (``weighting/gradient.py``); only defined for
-                       tasks reading the same inputs (NaN otherwise).
+- ``gradient_cosine``  cosine of the task gradients w.r.t. the shared features at the feature
+                       point the gradient balancers use (``weighting.gradients_on``; the
+                       default point unless it names a layer, ``weighting/gradient.py``); only
+                       defined for tasks reading the same inputs (NaN otherwise).
 - ``parameter_cosine`` cosine of the task gradients w.r.t. the shared parameters; defined for
                        every pair, also across input groups.
 - ``tag_affinity``     TAG inter-task affinity (Fifty et al., 2021, "Efficiently Identifying
@@ -30,6 +31,7 @@ import torch
 
 from polytask.data.batches import GroupStream, collate, to_device
 from polytask.training.setup import Prepared
+from polytask.weighting.gradient import feature_layer
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ def group_losses(prepared: Prepared, group: str, batch: dict, with_features: boo
     """Each labelled task's loss on ``batch`` (and the shared features if asked)."""
     model, tasks = prepared.model, prepared.groups[group]
     logits, features = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                             [t.name for t in tasks], return_features=True)
+                             [t.name for t in tasks], return_features=True,
+                             feature_layer=feature_layer(prepared.config.weighting))
     losses = {t.name: t.loss(logits[t.name], batch["targets"][t.name], batch["present"][t.name],
                              batch["attention_mask"], head=model.heads[t.name])
               for t in tasks if bool(batch["present"][t.name].any())}

@@ -32,7 +32,8 @@ DESCRIPTIONS = {
     "vocab_jsd": "Jensen-Shannon divergence of word distributions (0 = identical; lower = closer)",
     "input_overlap": "share of identical training inputs, over the smaller task",
     "label_nmi": "normalised mutual information of the labels on shared inputs",
-    "gradient_cosine": "mean cosine of task gradients w.r.t. the shared features (same inputs)",
+    "gradient_cosine": "mean cosine of task gradients w.r.t. the shared features at the "
+                       "balancers' feature point (same inputs)",
     "parameter_cosine": "mean cosine of task gradients w.r.t. the shared parameters",
     "tag_affinity": "TAG affinity: relative drop of column task's loss after a look-ahead step "
                     "on row task's loss (> 0 = row helps column)",

@@ -23,12 +23,12 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 from polytask.atomic import atomic_dir
 from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
-from polytask.errors import ModelDirError
+from polytask.errors import ConfigError, ModelDirError
 from polytask.models.decoders import encoder_from_config
 from polytask.models.loading import (TRUST_FLAG, clamp_max_length, embedding_rows, refusal,
                                      tokenizer_fingerprint, tokenizer_problem)
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
-from polytask.sharing.base import build_sharing
+from polytask.sharing.base import SharedOutput, build_sharing
 from polytask.tasks.base import BuildContext, Task, build_task
 
 FORMAT_VERSION = 1
@@ -41,6 +41,24 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
         return hidden[:, 0]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def feature_point(shared: SharedOutput, layer: int | None, exact: bool) -> torch.Tensor:
+    """The hidden state ``layer`` of the shared encoder (None: the strategy's shared tensor).
+
+    A hidden state inside the frozen part of an encoder has no gradient: then, unless ``exact``
+    (a partial Jacobian only needs to know where its layers begin), the shared tensor, since
+    nothing below the heads that trains could receive a combined gradient anyway."""
+    states = shared.hidden_states
+    if layer is None or states is None:
+        return shared.shared
+    if not -len(states) <= layer < len(states):
+        raise ConfigError(
+            f"weighting.gradients_on: hidden state {layer} does not exist; this encoder has "
+            f"{len(states)} (0 = embedding output ... {len(states) - 1} = encoder output, or "
+            f"-1 ... -{len(states)} from the top): choose a layer (or k) in that range")
+    point = states[layer]
+    return point if exact or point.requires_grad else shared.shared
 
 
 class MultiTaskModel(nn.Module):
@@ -62,11 +80,14 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None,
-                tasks: list[str] | None = None, return_features: bool = False):
+                tasks: list[str] | None = None, return_features: bool = False,
+                feature_layer: int | None = None, exact_layer: bool = False):
         """Logits of each requested task (all by default) from one pass of the sharing strategy
         (one encoder pass for hard sharing); with ``return_features`` also the features the
         balancers take gradients on: the strategy's shared tensor, or, where it has none, the
-        list of distinct per-task feature tensors (enough for ``gradients_on: parameters``)."""
+        list of distinct per-task feature tensors (enough for ``gradients_on: parameters``).
+        With ``feature_layer``, the shared encoder's hidden state of that index instead (see
+        ``feature_point``)."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
@@ -90,7 +111,7 @@ class MultiTaskModel(nn.Module):
         if not return_features:
             return outputs
         if shared.shared is not None:
-            return outputs, shared.shared
+            return outputs, feature_point(shared, feature_layer, exact_layer)
         return outputs, list({id(t): t for t in (shared.per_task[n] for n in names)}.values())
 
     def shared_parameters(self) -> list[nn.Parameter]:

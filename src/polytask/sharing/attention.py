@@ -65,8 +65,9 @@ class TaskAttentionSharing(Sharing):
             {t.name: TaskAttention(hidden, states, t.level == "sequence") for t in tasks})
 
     def forward(self, inputs: dict[str, torch.Tensor], tasks: list[str]) -> SharedOutput:
-        stacked = torch.stack(self.encoder(**inputs, output_hidden_states=True).hidden_states)
-        out = SharedOutput({}, shared=stacked)
+        states = self.encoder(**inputs, output_hidden_states=True).hidden_states
+        stacked = torch.stack(states)
+        out = SharedOutput({}, shared=stacked, hidden_states=states)
         for name in tasks:
             module = self.attention[name]
             out.per_task[name] = module(stacked)

@@ -42,6 +42,11 @@ class SharedOutput:
     shared: torch.Tensor | None = None
     #: task -> [B, H] for sequence tasks the strategy pools itself (attention pooling).
     pooled: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: The shared encoder's hidden states (embedding output, then each layer's output), nodes
+    #: of every task's graph; while training, from strategies that run one shared encoder. A
+    #: feature point below the top lets per-task gradients meet where attention has mixed the
+    #: positions each task reads (``weighting.gradients_on``, docs/weighting.md).
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class Sharing(nn.Module):

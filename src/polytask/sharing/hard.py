@@ -42,9 +42,10 @@ class HardSharing(Sharing):
         return options
 
     def forward(self, inputs: dict[str, torch.Tensor], tasks: list[str]) -> SharedOutput:
-        hidden = self.encoder(**inputs).last_hidden_state
+        out = self.encoder(**inputs, output_hidden_states=torch.is_grad_enabled())
+        hidden = out.last_hidden_state
         if self.options["freeze_encoder"] and torch.is_grad_enabled():
             # Nothing below needs a gradient, but feature-gradient balancers still take per-task
             # gradients w.r.t. the features.
             hidden.requires_grad_(True)
-        return SharedOutput({name: hidden for name in tasks}, shared=hidden)
+        return SharedOutput({name: hidden for name in tasks}, shared=hidden, hidden_states=out.hidden_states)

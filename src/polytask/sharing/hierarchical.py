@@ -72,7 +72,8 @@ class Hierarchical(Sharing):
     def forward(self, inputs: dict[str, torch.Tensor], tasks: list[str]) -> SharedOutput:
         states = self.encoder(**inputs, output_hidden_states=True).hidden_states
         stacked = torch.stack(states)  # [L+1, B, T, H]
-        return SharedOutput({name: stacked[self.layer_of[name]] for name in tasks}, shared=stacked)
+        return SharedOutput({name: stacked[self.layer_of[name]] for name in tasks}, shared=stacked,
+                            hidden_states=states)
 
     def required_tasks(self, tasks: list[str]) -> list[str]:
         order: list[str] = []

@@ -62,10 +62,11 @@ class MMoE(Sharing):
         return torch.softmax(self.gates[task](hidden).float(), dim=-1)
 
     def forward(self, inputs: dict[str, torch.Tensor], tasks: list[str]) -> SharedOutput:
-        hidden = self.encoder(**inputs).last_hidden_state
+        out = self.encoder(**inputs, output_hidden_states=torch.is_grad_enabled())
+        hidden = out.last_hidden_state
         outputs = torch.stack([e(hidden) for e in self.experts])
         return SharedOutput({name: mixture(hidden, self.gate_weights(hidden, name), outputs) for name in tasks},
-                            shared=hidden)
+                            shared=hidden, hidden_states=out.hidden_states)
 
     def parameters_for(self, task: str) -> list[nn.Parameter]:
         return [*used_parameters(self.encoder), *self.experts.parameters(), *self.gates[task].parameters()]

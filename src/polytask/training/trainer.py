@@ -77,7 +77,7 @@ def check_combination(config: RunConfig) -> None:
             f"weighting {config.weighting.name!r} combines per-task gradients, which fp16 loss "
             "scaling distorts; use train.precision bf16 or fp32")
     # Gradient methods take gradients w.r.t. the shared features unless told otherwise.
-    feature_gradients = not balancer.supports_fp16 and config.weighting.gradients_on == "features"
+    feature_gradients = not balancer.supports_fp16 and config.weighting.needs_shared_features
     check_sharing(config.model.sharing, config.tasks, feature_gradients)
 
 
@@ -121,7 +121,8 @@ def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, f
         with autocast(run.device, config.precision):
             logits, features = model(batch["input_ids"], batch["attention_mask"],
                                      batch["token_type_ids"], [t.name for t in tasks],
-                                     return_features=True)
+                                     return_features=True, feature_layer=balancer.feature_layer,
+                                     exact_layer=balancer.exact_layer)
         losses = {
             t.name: t.loss(logits[t.name], batch["targets"][t.name], batch["present"][t.name],
                            batch["attention_mask"], head=model.heads[t.name]) / config.grad_accum

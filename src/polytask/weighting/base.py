@@ -35,6 +35,12 @@ class Balancer(nn.Module):
         # per call (uncertainty's log-variance) or whose update ignores the loss scale (log-losses)
         # divides by it, so an accumulated step is as large as one doubled batch.
         self.micro_batches = 1
+        # Which tensor the trainer hands backward() as ``features``: None = the sharing strategy's
+        # shared tensor, else the shared encoder's hidden state of that index (MultiTaskModel.
+        # forward's feature_layer / exact_layer); methods that take gradients set it from
+        # weighting.gradients_on (weighting/gradient.py, feature_request).
+        self.feature_layer: int | None = None
+        self.exact_layer = False
 
     def run_backward(self, objective: torch.Tensor) -> None:
         """``objective.backward()``, through the fp16 gradient scaler when there is one. Every

@@ -8,7 +8,7 @@ from torch import nn
 from polytask.config import WeightingConfig
 from polytask.weighting.base import (BALANCERS, Balancer, check_option, resolve_options, stack_losses,
                                      task_index)
-from polytask.weighting.gradient import gradient_inputs, task_gradients
+from polytask.weighting.gradient import feature_request, gradient_inputs, task_gradients
 
 EPS = 1e-8
 
@@ -33,6 +33,7 @@ class DualBalancing(Balancer):
     def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
         super().__init__(task_names, config)
         options = resolve_options(config, {"beta": 0.9, "beta_sigma": 0.5}, uses_gradients=True)
+        self.feature_layer, self.exact_layer = feature_request(config)
         check_option(0 <= options["beta"] < 1, config, "beta", "in [0, 1)")
         check_option(options["beta_sigma"] >= 0, config, "beta_sigma", ">= 0")
         self.beta, self.beta_sigma = float(options["beta"]), float(options["beta_sigma"])
@@ -43,7 +44,7 @@ class DualBalancing(Balancer):
                  features: torch.Tensor | None = None) -> dict[str, float]:
         index = task_index(self.task_names, losses).to(self.norm_ema.device)
         logs = torch.log(stack_losses(losses) + EPS)
-        norms = task_gradients(list(logs), gradient_inputs(self.config, shared_params, features))
+        norms = task_gradients(list(logs), gradient_inputs(self.config, shared_params, features, list(logs)))
         norms = norms.norm(dim=1).to(self.norm_ema)
         steps = self.steps[index] + 1
         rate = self.beta / steps ** self.beta_sigma

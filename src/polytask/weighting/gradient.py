@@ -1,12 +1,21 @@
 """Shared plumbing of the gradient methods: per-task gradients, an aggregator, one backward.
 
-With ``gradients_on: features`` (the default) the per-task gradients are taken w.r.t. the
-shared features (the encoder output every head reads): one cheap backward per task through
-its head only. The aggregated feature gradient then replaces the summed one on its way into
-the encoder, so each head still gets exactly its own task's gradient. With ``parameters`` the
-per-task gradients are the rows of the full Jacobian w.r.t. the shared parameters (torchjd's
-``mtl_backward``: heads get their own gradient, the encoder gets a Jacobian), which costs one
-encoder backward per task.
+With ``gradients_on: features`` (the default) the per-task gradients are taken w.r.t. a shared
+hidden state, by default the input of the top two Transformer layers (``DEFAULT_FEATURE_LAYER``;
+``{features: layer, layer: i}`` picks another, -1 = the encoder output every head reads): one
+cheap backward per task through the layers above it and the heads. The aggregated gradient
+then replaces the summed one on its way down, so each head and each layer above the point
+gets the plain sum of its tasks' gradients (a head: exactly its own task's). Below the top,
+attention has mixed the positions each task reads ([CLS] for a sentence task, the words for a
+tagger), so their gradients meet there; at the encoder output they are (nearly) disjoint and
+their cosine is 0 (docs/weighting.md, section 4, has the measurements).
+
+With ``parameters`` the per-task gradients are the rows of the full Jacobian w.r.t. the shared
+parameters (torchjd's ``mtl_backward``: heads get their own gradient, the encoder gets a
+Jacobian), which costs one encoder backward per task. ``{parameters: last_layers, k}`` is a
+partial Jacobian: the rows w.r.t. the parameters of the top k layers only (T backward passes
+through those layers), aggregated there; every parameter below, and the heads, get the plain
+summed gradient (k = 0: equal weighting; k covering every trainable layer: ``parameters``).
 
 Aggregators come from torchjd (``torchjd.aggregation``); a method only says which one.
 
@@ -27,8 +36,51 @@ from torch import nn
 from torchjd.aggregation import WeightedAggregator
 from torchjd.autojac import mtl_backward
 
-from polytask.config import WeightingConfig
+from polytask.config import FeaturePoint, PartialJacobian, WeightingConfig
 from polytask.weighting.base import Balancer, current_distributed, resolve_options
+
+#: Hidden state where ``gradients_on: features`` takes per-task gradients: the input of the top
+#: two layers. Chosen by measurement (benchmarks/feature_point.py, docs/weighting.md section 4).
+DEFAULT_FEATURE_LAYER = -3
+
+
+def feature_request(config: WeightingConfig) -> tuple[int | None, bool]:
+    """(hidden-state index, exact) that ``weighting.gradients_on`` asks the model for as the
+    ``features`` of backward(); None = the shared tensor (what ``parameters`` differentiates)."""
+    where = config.gradients_on
+    if isinstance(where, PartialJacobian):
+        return -1 - where.k, True  # its layers begin there, frozen or not
+    if isinstance(where, FeaturePoint):
+        return where.layer, False
+    return (DEFAULT_FEATURE_LAYER if where == "features" else None), False
+
+
+def feature_layer(config: WeightingConfig) -> int:
+    """The feature point of a run (relatedness measures there whatever the method)."""
+    where = config.gradients_on
+    return where.layer if isinstance(where, FeaturePoint) else DEFAULT_FEATURE_LAYER
+
+
+def leaves_below(tensor: torch.Tensor) -> set[int]:
+    """ids of the leaf tensors (parameters) that ``tensor`` was computed from, by autograd."""
+    leaves, seen, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):  # AccumulateGrad: the node of a leaf
+            leaves.add(id(node.variable))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return leaves
+
+
+def top_parameters(shared_params: list[nn.Parameter], boundary: torch.Tensor,
+                   losses: list[torch.Tensor]) -> list[nn.Parameter]:
+    """The trainable shared parameters above ``boundary`` (the input of the top k layers) that
+    the losses use (BERT's pooler, say, is shared but unused: it must get no row)."""
+    below, used = leaves_below(boundary), set().union(*(leaves_below(loss) for loss in losses))
+    return [p for p in shared_params if p.requires_grad and id(p) in used and id(p) not in below]
 
 
 def task_gradients(losses: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -48,6 +100,8 @@ def global_task_gradients(matrix: torch.Tensor, inputs: list[torch.Tensor]) -> t
 
 def local_task_gradients(losses: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
     """``task_gradients`` of this process's batch only."""
+    if not inputs:  # e.g. a partial Jacobian with k = 0: no columns
+        return torch.zeros(len(losses), 0, device=losses[0].device)
     rows = []
     for loss in losses:
         grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
@@ -57,13 +111,15 @@ def local_task_gradients(losses: list[torch.Tensor], inputs: list[torch.Tensor])
 
 
 def gradient_inputs(config: WeightingConfig, shared_params: list[nn.Parameter],
-                    features: torch.Tensor | None) -> list[torch.Tensor]:
+                    features: torch.Tensor | None, losses: list[torch.Tensor]) -> list[torch.Tensor]:
     """What per-task gradients are taken w.r.t., following ``weighting.gradients_on``."""
     if config.gradients_on == "parameters":
         return list(shared_params)
     if features is None:
-        raise ValueError(f"weighting {config.name!r} with gradients_on: features needs the shared "
-                         "features passed to backward()")
+        raise ValueError(f"weighting {config.name!r} with gradients_on: {config.gradients_on} needs "
+                         "the shared features passed to backward()")
+    if isinstance(config.gradients_on, PartialJacobian):
+        return top_parameters(shared_params, features, losses)
     return [features]
 
 
@@ -82,11 +138,19 @@ def cosines(names: list[str], gramian: torch.Tensor) -> dict[str, float]:
 @contextlib.contextmanager
 def replaced_gradient(tensor: torch.Tensor, gradient: torch.Tensor) -> Iterator[None]:
     """During a backward, let ``gradient`` flow on from ``tensor`` instead of the accumulated one."""
-    handle = tensor.register_hook(lambda _: gradient)
+    with replaced_gradients([tensor], [gradient]):
+        yield
+
+
+@contextlib.contextmanager
+def replaced_gradients(tensors: list[torch.Tensor], gradients: list[torch.Tensor]) -> Iterator[None]:
+    """``replaced_gradient`` for several tensors (on a parameter: what accumulates in .grad)."""
+    handles = [t.register_hook(lambda _, g=g: g) for t, g in zip(tensors, gradients)]
     try:
         yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 class GradientBalancer(Balancer):
@@ -103,6 +167,7 @@ class GradientBalancer(Balancer):
         super().__init__(task_names, config)
         self.options = resolve_options(config, self.defaults, uses_gradients=True)
         self.aggregator = self.build_aggregator(self.options)
+        self.feature_layer, self.exact_layer = feature_request(config)
 
     def build_aggregator(self, options: dict[str, Any]) -> WeightedAggregator:
         raise NotImplementedError
@@ -119,8 +184,11 @@ class GradientBalancer(Balancer):
         names = list(losses)
         if self.config.gradients_on == "parameters":
             weights, gramian = self._parameters_backward(losses, shared_params, features)
+        elif isinstance(self.config.gradients_on, PartialJacobian):
+            weights, gramian = self._partial_backward(
+                losses, gradient_inputs(self.config, shared_params, features, list(losses.values())))
         else:
-            inputs = gradient_inputs(self.config, shared_params, features)
+            inputs = gradient_inputs(self.config, shared_params, features, list(losses.values()))
             weights, gramian = self._features_backward(losses, inputs[0])
         logs = {f"weight/{name}": float(w) for name, w in zip(names, weights)}
         return {**logs, **cosines(names, gramian)}
@@ -153,4 +221,20 @@ class GradientBalancer(Balancer):
         for p, jacobian in zip(params, jacobians):
             step = (weights.to(jacobian.dtype) @ jacobian).reshape(p.shape)
             p.grad = step if p.grad is None else p.grad + step
+        return weights, matrix @ matrix.T
+
+    def _partial_backward(self, losses: dict[str, torch.Tensor],
+                          top: list[nn.Parameter]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the Jacobian w.r.t. the top layers' parameters, aggregated into their .grad;
+        one plain backward of the summed losses gives every other parameter its gradient."""
+        if not top:  # k = 0: nothing to aggregate, equal weighting
+            sum(losses.values()).backward()
+            return torch.ones(len(losses)), torch.zeros(len(losses), len(losses))
+        local = local_task_gradients(list(losses.values()), top)
+        matrix = global_task_gradients(local, top)  # rank average (parameters)
+        weights = self.weigh(list(losses), matrix)
+        step = weights.to(local.dtype) @ local
+        pieces = list(step.split([p.numel() for p in top])) if top else []
+        with replaced_gradients(top, [g.view_as(p) for g, p in zip(pieces, top)]):
+            sum(losses.values()).backward()
         return weights, matrix @ matrix.T

@@ -8,7 +8,7 @@ from torch import nn
 from polytask.config import WeightingConfig
 from polytask.weighting.base import (BALANCERS, Balancer, check_option, resolve_options, stack_losses,
                                      task_index)
-from polytask.weighting.gradient import gradient_inputs, task_gradients
+from polytask.weighting.gradient import feature_request, gradient_inputs, task_gradients
 
 
 def gradnorm_step(weights: torch.Tensor, norms: torch.Tensor, ratios: torch.Tensor,
@@ -42,6 +42,7 @@ class GradNorm(Balancer):
     def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
         super().__init__(task_names, config)
         options = resolve_options(config, {"alpha": 1.5, "lr": 0.025}, uses_gradients=True)
+        self.feature_layer, self.exact_layer = feature_request(config)
         check_option(options["alpha"] >= 0, config, "alpha", ">= 0")
         check_option(options["lr"] > 0, config, "lr", "> 0")
         self.alpha, self.lr = float(options["alpha"]), float(options["lr"])
@@ -54,7 +55,7 @@ class GradNorm(Balancer):
         values = stack_losses(losses)
         first = self.initial_losses[index]
         self.initial_losses[index] = torch.where(torch.isnan(first), values.detach().to(first), first)
-        norms = task_gradients(list(losses.values()), gradient_inputs(self.config, shared_params, features))
+        norms = task_gradients(list(losses.values()), gradient_inputs(self.config, shared_params, features, list(losses.values())))
         norms = norms.norm(dim=1).to(self.task_weights)
         weights = self.task_weights[index]
         ratios = values.detach().to(weights) / self.initial_losses[index]

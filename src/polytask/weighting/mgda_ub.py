@@ -6,10 +6,10 @@ import torch
 from torch import nn
 from torchjd.aggregation import MGDAWeighting
 
-from polytask.config import WeightingConfig
+from polytask.config import PartialJacobian, WeightingConfig
 from polytask.errors import ConfigError
 from polytask.weighting.base import BALANCERS, Balancer, check_option, resolve_options, stack_losses
-from polytask.weighting.gradient import task_gradients
+from polytask.weighting.gradient import feature_request, task_gradients
 
 EPS = 1e-8
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -43,9 +43,10 @@ class MGDAUpperBound(Balancer):
         super().__init__(task_names, config)
         options = resolve_options(config, {"normalization": "loss+", "epsilon": 1e-3, "max_iters": 100},
                                   uses_gradients=True)
-        if config.gradients_on != "features":
+        if not config.needs_shared_features or isinstance(config.gradients_on, PartialJacobian):
             raise ConfigError("weighting 'mgda_ub' works on feature gradients by definition; remove "
                               "gradients_on: parameters, or use 'mgda' with gradients_on: parameters")
+        self.feature_layer, self.exact_layer = feature_request(config)
         check_option(options["normalization"] in NORMALIZATIONS, config, "normalization",
                      "one of " + ", ".join(NORMALIZATIONS))
         check_option(options["epsilon"] > 0, config, "epsilon", "> 0")
