@@ -190,7 +190,9 @@ def test_lora_tasks_read_their_own_adapter(tiny_encoder):
 def test_card_counts_shared_and_own_parameters(tiny_encoder):
     card = model_card(make_model(tiny_encoder, "lora", {"r": 2}))
     color, tags = card["tasks"]["color"], card["tasks"]["tags"]
-    assert color["shared"] == tags["shared"] > 0  # the frozen backbone
+    # The frozen backbone is used by both tasks but trained by neither: in `total`, not `shared`.
+    assert color["shared"] == tags["shared"] == 0
+    assert color["total"] == tags["total"] > color["trainable"]
     adapters = sum(p.numel() for p in make_model(tiny_encoder, "lora", {"r": 2}).sharing.all_adapters)
     heads = 32 * 3 + 3
     assert color["own"] == adapters // 2 + heads
