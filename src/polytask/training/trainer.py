@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class Run:
     # train.precision fp16: scales the loss before backward (disabled otherwise: no-op methods).
     scaler: torch.amp.GradScaler = field(
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+    started: float = field(default_factory=time.monotonic)  # wall time in results.json
 
     @property
     def config(self) -> RunConfig:
@@ -208,6 +210,7 @@ def finish(run: Run) -> dict[str, Any]:
             if main:
                 append_line(run.out / "metrics.jsonl", json.dumps(
                     {"step": run.state.step, "split": f"final_{split}", **scalar_metrics(metrics)}))
+    results["wall_time_s"] = round(time.monotonic() - run.started, 2)  # this process: loop + final eval
     if main:
         write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
         print_table(run.prepared.tasks, results)
