@@ -282,11 +282,14 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
-    with ProgressBar(total, run.state.step, enabled=config.train.progress and ddp.is_main) as bar:
+    per_step = config.train.batch_size * config.train.grad_accum * ddp.world_size
+    with ProgressBar(total, run.state.step, config.train.progress and ddp.is_main, config.train.log_every,
+                     per_step, per_epoch) as bar:
         while run.state.step < total:
+            seen = {k: len(v) for k, v in run.state.running.items()}
             weights = train_step(run, sampler, balancer, optimizer, scheduler)
             run.state.step += 1
-            bar.advance({k: v[-1] for k, v in run.state.running.items() if v})
+            bar.advance({k: v[seen.get(k, 0):] for k, v in run.state.running.items()}, scheduler.get_last_lr()[0])
             last = run.state.step == total
             stop = False
             if has_dev and (run.state.step % eval_every == 0 or last):
