@@ -25,7 +25,7 @@ from polytask.evaluation import plots
 from polytask.evaluation.plots import Chart
 
 TABLE_ROWS = 100  # per-label tables longer than this show their largest-support rows
-NOT_TASKS = ("train_loss", "dev_loss", "weight", "cosine", "sharing", "amp")
+NOT_TASKS = ("train_loss", "weight", "cosine", "sharing", "amp")
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -109,7 +109,7 @@ def training_charts(dev: list[dict[str, Any]], info: dict[str, tuple[str, bool]]
     charts = []
     for task, (metric, _) in info.items():
         metric_series = {f"dev {metric}": series(dev, f"{task}/{metric}")}
-        losses = {"train loss": series(dev, f"train_loss/{task}"), "dev loss": series(dev, f"dev_loss/{task}")}
+        losses = {"train loss": series(dev, f"train_loss/{task}"), "dev loss": series(dev, f"{task}/loss")}
         metric_series = {k: v for k, v in metric_series.items() if v[0]}
         losses = {k: v for k, v in losses.items() if v[0]}
         if metric_series or losses:

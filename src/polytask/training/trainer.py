@@ -163,7 +163,8 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     Every rank evaluates its shard and gets the same metrics; rank 0 alone writes files."""
     config, state, main = run.config.train, run.state, run.ddp.is_main
     dev = run.prepared.split("dev")
-    metrics = evaluate_sharded(run.ddp, run.prepared.model, dev, config.eval_batch_size, config.precision)
+    metrics = evaluate_sharded(run.ddp, run.prepared.model, dev, config.eval_batch_size, config.precision,
+                               with_loss=True)  # dev loss from the same logits: the report's curves
     score = selection_score(metrics, run.prepared.tasks, config.select_on)
     line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
             "lr": lr, **scalar_metrics(metrics),
