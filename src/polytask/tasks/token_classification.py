@@ -138,6 +138,6 @@ class TokenClassification(LabelVocabulary):
             "recall": float(recall_score(golds, predictions, zero_division=0)),
             "token_accuracy": correct / total if total else 0.0,
             # per entity type (seqeval, entity level): what report.html tabulates
-            "report": label_rows(classification_report(golds, predictions, zero_division=0,
-                                                       output_dict=True)),
+            "report": label_rows(classification_report(golds, predictions, zero_division=0, output_dict=True))
+            if any(get_entities(golds) + get_entities(predictions)) else {},  # none: seqeval warns
         }
