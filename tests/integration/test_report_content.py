@@ -59,6 +59,7 @@ def test_hostile_names_and_labels_are_text_not_markup(tmp_path: Path) -> None:
     shown = html.escape(task)
     assert {f"curves-{shown}", f"confusion-{shown}", "weights", "lr"} <= charts(page)
     assert ("other", "mse ★") in summary_rows(page) and "1h 02m 05s" in page  # the wall time
+    assert "0.3333 (3)" in page  # other's best dev mse: the lowest (mse is lower-is-better)
     assert re.search(r'class="best-step">3<', page)
 
 

@@ -132,6 +132,7 @@ def pareto(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str,
         axes.plot([p[0] for p in ordered], [p[1] for p in ordered], linestyle="--", alpha=0.5)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
+    axes.margins(0.12)  # room for the names written next to the outermost points
     axes.set_title("Pareto front (★ = not dominated)", fontsize=10)
     axes.grid(alpha=0.3)
     return png(figure)

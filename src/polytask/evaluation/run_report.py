@@ -39,13 +39,15 @@ def task_info(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, tuple[str
 
     config = run_dir / "config.yaml"
     tasks = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("tasks", []) if config.is_file() else []
+    types = [TASK_TYPES.get(name) for name in TASK_TYPES.names()]
     out = {t["name"]: (TASK_TYPES.get(t["type"]).primary_metric, TASK_TYPES.get(t["type"]).higher_is_better)
            for t in tasks if t.get("type") in TASK_TYPES.names()}
+    direction = {kind.primary_metric: kind.higher_is_better for kind in types}  # e.g. mse: lower
     for line in lines if not out else []:
         for key in line:
             task, _, metric = key.partition("/")
             if metric and metric != "exact_match" and task not in out and task not in NOT_TASKS:
-                out[task] = (metric, True)
+                out[task] = (metric, direction.get(metric, True))
     return out
 
 
