@@ -93,3 +93,12 @@ def test_seq2seq_run_with_a_classifier(tmp_path: Path) -> None:
     rows = summary_rows(page)
     assert ("reverse", "rougeL ★") in rows and ("color", "accuracy ★") in rows
     assert "<th>dev</th><th>test</th>" in page
+
+
+def test_run_without_dev_split_reports_its_test_metrics(tmp_path: Path, tiny_encoder: Path) -> None:
+    raw = toy_config(tmp_path, tiny_encoder, ["classification"], max_steps=2, num_threads=1)
+    del raw["datasets"]["toy"]["dev"]
+    api.train(raw)  # no evaluation during training: no curves, the last model is tested
+    page = (Path(raw["train"]["output_dir"]) / "report.html").read_text()
+    assert ("color", "accuracy ★") in summary_rows(page) and "<th>test</th></tr>" in page  # no evaluations: no best-dev column
+    assert "confusion-color" in charts(page) and 'id="training"' not in page

@@ -97,7 +97,7 @@ def summary(run_dir: Path, dev: list[dict[str, Any]], results: dict[str, Any],
     order = {task: i for i, task in enumerate(info)}  # config order; primary metric first
     rows.sort(key=lambda r: (order.get(r["task"], len(order)), r["task"], not r["primary"], r["metric"]))
     wall = results.get("wall_time_s")
-    return {"splits": splits, "rows": rows, "best_step": results.get("best_step"),
+    return {"splits": splits, "rows": rows, "best_step": results.get("best_step"), "per_eval": bool(dev),
             "wall_time": None if wall is None else duration(float(wall)), "digest": config_digest(run_dir)}
 
 
