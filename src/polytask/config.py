@@ -219,7 +219,10 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     device: str = Field("auto", description="auto picks cuda > mps > cpu")
     num_threads: int | None = Field(None, gt=0)
-    progress: bool = True
+    progress: bool = Field(True, description="a progress bar on a terminal; elsewhere (logs, nohup) "
+                           "a log line every log_every steps")
+    log_every: int = Field(50, gt=0, description="steps between progress log lines when stderr is "
+                           "not a terminal")
     stl_baselines: dict[str, float] | None = Field(
         None, description="dev primary metric of each task trained alone; a task that stays below "
         "it raises a negative-transfer alarm")

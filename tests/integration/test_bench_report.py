@@ -51,7 +51,7 @@ def test_train_writes_report_and_report_rebuilds_it(tmp_path: Path, tiny_encoder
     lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("negative transfer: color/accuracy" in a for ln in lines for a in ln.get("alarms", []))
     page = (run / "report.html").read_text()
-    for chart in ("curves-color", "curves-size", "weights", "conflict"):
+    for chart in ("curves-color", "curves-size", "lr", "conflict", "confusion-color"):
         assert f'data-chart="{chart}"' in page
     (run / "report.html").unlink()
     rebuilt = polytask("report", run)

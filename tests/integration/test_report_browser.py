@@ -1,5 +1,6 @@
-"""report.html renders offline in headless Chromium: no console errors, a non-blank page, and
-every chart present in the DOM as a decodable inline PNG."""
+"""report.html renders offline in headless Chromium: no console errors, a non-blank page, every
+chart present in the DOM as a decodable inline PNG, the results and per-label tables there, and
+nothing that runs or fetches (no script, no remote URL)."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def _bench_summary() -> dict:
 
 @pytest.fixture
 def report(tmp_path: Path, tiny_encoder: Path) -> Path:
-    raw = toy_config(tmp_path, tiny_encoder, ["classification", "regression"], max_steps=4, eval_every=2,
+    raw = toy_config(tmp_path, tiny_encoder, ["classification", "regression", "multilabel",
+                                              "token_classification"], max_steps=4, eval_every=2,
                      num_threads=1)
-    raw["weighting"] = {"name": "pcgrad"}
+    raw["weighting"] = {"name": "upgrad"}  # weights that vary and gradient cosines
     polytask.train(raw)
     run = Path(raw["train"]["output_dir"])
     polytask.relatedness(raw, steps=2, out=run)
@@ -68,9 +70,19 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     charts = dict(re.findall(r'data-chart="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', dom))
-    expected = {"curves-color", "curves-size", "weights", "conflict", "relatedness-tag_affinity",
-                "relatedness-label_nmi", "pareto"}
+    expected = {"curves-color", "curves-size", "curves-animals", "curves-tags", "lr", "weights",
+                "conflict", "confusion-color", "relatedness-tag_affinity", "relatedness-label_nmi", "pareto"}
     assert expected <= set(charts), sorted(charts)
     for name, data in charts.items():
         assert base64.b64decode(data).startswith(b"\x89PNG"), name
     assert 'class="delta-m"' in dom and "pcgrad" in dom
+    summary = re.search(r'<table class="summary">(.*?)</table>', dom, re.S).group(1)
+    for task, metric in (("color", "accuracy"), ("size", "mse"), ("animals", "micro_f1"), ("tags", "f1")):
+        assert f'data-task="{task}"' in summary and f"{metric} ★" in summary
+    assert "<th>dev</th><th>test</th>" in summary
+    assert re.search(r'class="best-step">\d+<', dom) and 'class="digest"' in dom and 'class="wall-time"' in dom
+    labels = dict(re.findall(r'<table class="labels" data-task="(\w+)">(.*?)</table>', dom, re.S))
+    assert set(labels) == {"color", "animals", "tags"}
+    assert "<td>blue</td>" in labels["color"] and "<td>cat</td>" in labels["animals"]
+    assert "<td>color</td>" in labels["tags"]  # seqeval entity types of B-color / B-animal
+    assert "<script" not in dom and not re.search(r'(src|href)="(?!data:)', dom)

@@ -25,19 +25,21 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def run_tasks(model: Predictor, features: list[Feature], tasks: list[Task], batch_size: int,
-              precision: str = "fp32", explain: bool = False) -> dict[str, dict[str, Any]]:
+              precision: str = "fp32", explain: bool = False, with_loss: bool = False) -> dict[str, dict[str, Any]]:
     """Every task's predictions (and scores) for ``features``, from one encoder pass per batch.
-    ``model`` is a MultiTaskModel or any other Predictor (e.g. the ONNX Runtime runner)."""
+    ``model`` is a MultiTaskModel or any other Predictor (e.g. the ONNX Runtime runner).
+    ``with_loss`` (features with targets, a MultiTaskModel): also each task's loss on the same
+    logits, as ``loss: [sum over labelled rows, rows]``."""
     device = predictor_device(model)
     was_training = model.training
     model.eval()
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
-    out = {t.name: {"predictions": [None] * len(features), "scores": None} for t in tasks}
+    out = {t.name: {"predictions": [None] * len(features), "scores": None, "loss": [0.0, 0]} for t in tasks}
     names = [t.name for t in tasks]
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         batch = to_device(collate([features[i] for i in rows], tasks, model.tokenizer.pad_token_id,
-                                  with_targets=False), device)
+                                  with_targets=with_loss), device)
         with autocast(device, precision):
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], names)
         for task in tasks:
@@ -51,8 +53,21 @@ def run_tasks(model: Predictor, features: list[Feature], tasks: list[Task], batc
                 out[task.name]["predictions"][row] = task.complete(value, features[row].n_words)
                 if scores is not None:
                     out[task.name]["scores"][row] = scores[k]
+            if with_loss:
+                add_loss(out[task.name]["loss"], task, logits[task.name], batch, head)
     model.train(was_training)
     return out
+
+
+def add_loss(total: list, task: Task, logits: Any, batch: dict[str, Any], head: Any) -> None:
+    """Add this batch's loss of ``task`` (its mean over labelled rows) times those rows."""
+    present = batch["present"][task.name]
+    labelled = int(present.sum())
+    if labelled:
+        loss = float(task.loss(logits, batch["targets"][task.name], present, batch["attention_mask"], head=head))
+        if np.isfinite(loss):
+            total[0] += loss * labelled
+            total[1] += labelled
 
 
 def score_tasks(tasks: list[Task], features: list[Feature], results: dict[str, dict[str, Any]],
@@ -68,6 +83,9 @@ def score_tasks(tasks: list[Task], features: list[Feature], results: dict[str, d
         values = task.metrics([predictions[i] for i in keep], [features[i].golds[task.name] for i in keep],
                               None if scores is None else scores[keep])
         metrics.update({f"{task.name}/{k}": v for k, v in values.items()})
+        loss, rows = results[task.name].get("loss") or (0.0, 0)
+        if rows:
+            metrics[f"{task.name}/loss"] = loss / rows
     if len(tasks) > 1:
         labelled = [i for i, f in enumerate(features) if all(f.golds.get(t.name) is not None for t in tasks)]
         if labelled:
@@ -78,11 +96,11 @@ def score_tasks(tasks: list[Task], features: list[Feature], results: dict[str, d
 
 
 def evaluate_groups(model: MultiTaskModel, groups: dict[str, tuple[list[Task], list[Feature]]],
-                    batch_size: int, precision: str = "fp32") -> dict[str, Any]:
+                    batch_size: int, precision: str = "fp32", with_loss: bool = False) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     for group, (tasks, features) in groups.items():
         if features:
-            results = run_tasks(model, features, tasks, batch_size, precision)
+            results = run_tasks(model, features, tasks, batch_size, precision, with_loss=with_loss)
             metrics.update(score_tasks(tasks, features, results, group))
     return metrics
 

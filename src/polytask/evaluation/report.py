@@ -1,126 +1,57 @@
-"""report.html: one self-contained page (charts inlined as base64 PNG; no script, no CDN) about
-a run directory. Each section appears when its source file is there:
+"""report.html: one self-contained page about a run directory, rendered from the Jinja2
+template ``templates/report.html.j2`` with autoescaping (task names, labels and paths come from
+user data); charts are inlined as base64 PNG, with no script and no network dependency. Each
+section appears when its source file is there:
 
-- metrics.jsonl     per-task dev primary metric and train loss, task weights, the mean
-                    gradient cosine per task pair (gradient methods), negative-transfer alarms;
+- metrics.jsonl, results.json  the training run: summary table, curves, learning rate, task
+                    weights and gradient conflict, per-label results, alarms (run_report.py);
 - relatedness.json  one heatmap per relatedness signal (``polytask relatedness``);
 - bench.json        the Δm table and the two-task Pareto plot (``polytask bench``).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
-import yaml
 
 from polytask.atomic import write_text
 from polytask.errors import PolytaskError
 from polytask.evaluation import plots
+from polytask.evaluation.plots import Chart
+from polytask.evaluation.run_report import run_section
 
 log = logging.getLogger(__name__)
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-.charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.85em;color:#555}
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}.alarm{color:#a40000}"""
 
 
-def _chart(image: bytes, name: str, caption: str) -> str:
-    data = base64.b64encode(image).decode("ascii")
-    return (f'<figure class="chart" data-chart="{html.escape(name)}"><img alt="{html.escape(caption)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
-
-
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
-def _primary_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, str]:
-    """Task -> primary metric, from the run's config (else the first metric logged)."""
-    import polytask.tasks  # noqa: F401 - registers task types
-    from polytask.tasks.base import TASK_TYPES
-
-    config = run_dir / "config.yaml"
-    tasks = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("tasks", []) if config.is_file() else []
-    out = {t["name"]: TASK_TYPES.get(t["type"]).primary_metric for t in tasks if t.get("type") in TASK_TYPES.names()}
-    for line in lines if not out else []:
-        for key in line:
-            task, _, metric = key.partition("/")
-            if metric and metric != "exact_match" and task not in out and \
-                    task not in ("train_loss", "weight", "cosine", "sharing"):
-                out.setdefault(task, metric)
-    return out
-
-
-def _series(lines: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    points = [(ln["step"], ln[key]) for ln in lines if isinstance(ln.get(key), (int, float))]
-    return [p[0] for p in points], [p[1] for p in points]
-
-
-def training_section(run_dir: Path) -> str:
-    lines = [ln for ln in _read_lines(run_dir / "metrics.jsonl") if ln.get("split") == "dev"]
-    if not lines:
-        return ""
-    charts = []
-    for task, metric in _primary_metrics(run_dir, lines).items():
-        series = {f"dev {metric}": _series(lines, f"{task}/{metric}"),
-                  "train loss": _series(lines, f"train_loss/{task}")}
-        series = {k: v for k, v in series.items() if v[0]}
-        if series:
-            charts.append(_chart(plots.lines(series, f"{task}: training and validation", "value"),
-                                 f"curves-{task}", f"{task}: dev {metric} and train loss per evaluation"))
-    keys = sorted({k for ln in lines for k in ln if k.startswith("weight/")})
-    if keys:
-        weights = {k.removeprefix("weight/"): _series(lines, k) for k in keys}
-        charts.append(_chart(plots.lines(weights, "task weights", "weight"), "weights", "task weights over time"))
-    pairs = sorted({k for ln in lines for k in ln if k.startswith("cosine/")})
-    if pairs:
-        names = sorted({t for k in pairs for t in k.removeprefix("cosine/").split("|")})
-        matrix = np.eye(len(names))
-        for key in pairs:
-            a, b = key.removeprefix("cosine/").split("|")
-            mean = float(np.mean(_series(lines, key)[1]))
-            matrix[names.index(a), names.index(b)] = matrix[names.index(b), names.index(a)] = mean
-        charts.append(_chart(plots.heatmap(matrix, names, "mean gradient cosine (conflict < 0)"),
-                             "conflict", "gradient conflict: mean cosine of task gradients per pair"))
-    alarms = [f"<li>step {ln['step']}: {html.escape(a)}</li>" for ln in lines for a in ln.get("alarms", [])]
-    alarm_html = f'<h3 class="alarm">Alarms</h3><ul class="alarm">{"".join(alarms)}</ul>' if alarms else ""
-    return f'<h2>Training</h2><div class="charts">{"".join(charts)}</div>{alarm_html}'
-
-
-def relatedness_section(path: Path) -> str:
+def relatedness_section(path: Path) -> dict[str, Any]:
     result = json.loads(path.read_text(encoding="utf-8"))
     names, charts = result["tasks"], []
     for key, signal in result["signals"].items():
         matrix = np.array([[np.nan if v is None else v for v in row] for row in signal["matrix"]])
         diverging = key in ("gradient_cosine", "parameter_cosine", "tag_affinity")
-        charts.append(_chart(plots.heatmap(matrix, names, key, diverging), f"relatedness-{key}",
-                             signal["description"]))
-    groups = result.get("groups")
-    suggestion = (f"<p>Suggested groups (from {html.escape(str(result.get('grouping_signal')))}): "
-                  + " · ".join("{" + ", ".join(map(html.escape, g)) + "}" for g in groups) + "</p>") if groups else ""
-    return f'<h2>Task relatedness</h2>{suggestion}<div class="charts">{"".join(charts)}</div>'
+        charts.append(Chart(f"relatedness-{key}", signal["description"],
+                            plots.heatmap(matrix, names, key, diverging)))
+    return {"charts": charts, "groups": result.get("groups") or [],
+            "signal": str(result.get("grouping_signal"))}
 
 
-def bench_table(bench: dict[str, Any]) -> str:
-    """The Δm table as HTML (the same rows as results.md)."""
+def bench_table(bench: dict[str, Any]) -> dict[str, Any]:
+    """The Δm table (the same rows as results.md): column keys and one row per method."""
     keys = [f"{t['name']}/{t['metric']}" for t in bench["tasks"]]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = []
     for name, entry in {"stl": bench["stl"], **bench["methods"]}.items():
         dm = "—" if name == "stl" else f"{entry['delta_m_mean']:+.2f} ± {entry['delta_m_std']:.2f}"
-        cells = "".join(f"<td>{entry['metrics_mean'].get(k, float('nan')):.4f} ± "
-                        f"{entry['metrics_std'].get(k, 0.0):.4f}</td>" for k in keys)
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{dm}</td>{cells}</tr>")
-    return (f'<table class="delta-m"><tr><th>method</th><th>Δm % (mean ± std)</th>{head}</tr>'
-            f'{"".join(rows)}</table>')
+        cells = [f"{entry['metrics_mean'][k]:.4f} ± {entry['metrics_std'].get(k, 0.0):.4f}"
+                 if k in entry["metrics_mean"] else "—" for k in keys]
+        rows.append({"method": name, "delta_m": dm, "cells": cells})
+    return {"keys": keys, "rows": rows}
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -129,11 +60,9 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
             if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points.values())}
 
 
-def bench_section(path: Path) -> str:
+def bench_section(path: Path) -> dict[str, Any]:
     bench = json.loads(path.read_text(encoding="utf-8"))
-    parts = [f"<h2>Benchmark ({bench['split']} metrics, {len(bench['seeds'])} seed(s))</h2>",
-             "<p>Δm: mean relative change of each task's primary metric against its single-task "
-             "baseline, sign-flipped for lower-is-better metrics.</p>", bench_table(bench)]
+    section = {"split": bench["split"], "seeds": len(bench["seeds"]), "table": bench_table(bench), "chart": None}
     if len(bench["tasks"]) >= 2:
         (a, b) = bench["tasks"][:2]
         ka, kb = f"{a['name']}/{a['metric']}", f"{b['name']}/{b['metric']}"
@@ -142,27 +71,39 @@ def bench_section(path: Path) -> str:
         points = {n: (e["metrics_mean"][ka], e["metrics_mean"][kb]) for n, e in entries.items()
                   if ka in e["metrics_mean"] and kb in e["metrics_mean"]}
         front = pareto_front({n: (sign_a * x, sign_b * y) for n, (x, y) in points.items()})
-        parts.append(_chart(plots.pareto(points, ka, kb, front), "pareto", f"{ka} vs {kb} per method"))
-    return "".join(parts)
+        section["chart"] = Chart("pareto", f"{ka} vs {kb} per method", plots.pareto(points, ka, kb, front))
+    return section
+
+
+@cache
+def template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("polytask.evaluation", "templates"),
+                                     autoescape=True, undefined=jinja2.StrictUndefined,
+                                     trim_blocks=True, lstrip_blocks=True)
+    environment.filters["number"] = number
+    return environment.get_template("report.html.j2")
+
+
+def number(value: Any) -> str:
+    """A metric as the table shows it: 4 decimals, large values with fewer, missing as "—"."""
+    if not isinstance(value, (int, float)) or value != value:
+        return "—"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
 
 
 def build_report(run_dir: str | Path, relatedness: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` from whatever the directory holds; returns its path."""
     run_dir = Path(run_dir)
     related = Path(relatedness) if relatedness else run_dir / "relatedness.json"
-    sections = []
-    if (run_dir / "metrics.jsonl").is_file():
-        sections.append(training_section(run_dir))
-    if related.is_file():
-        sections.append(relatedness_section(related))
-    if (run_dir / "bench.json").is_file():
-        sections.append(bench_section(run_dir / "bench.json"))
-    if not any(sections):
+    sections = {
+        "run": run_section(run_dir) if (run_dir / "metrics.jsonl").is_file() else None,
+        "relatedness": relatedness_section(related) if related.is_file() else None,
+        "bench": bench_section(run_dir / "bench.json") if (run_dir / "bench.json").is_file() else None,
+    }
+    if not any(sections.values()):
         raise PolytaskError(f"{run_dir}: no metrics.jsonl, relatedness.json or bench.json to report on; "
-                                "point at a training, relatedness or bench output directory")
-    title = f"polytask report — {html.escape(run_dir.name)}"
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>")
+                            "point at a training, relatedness or bench output directory")
+    page = template().render(title=f"polytask report — {run_dir.name}", **sections)
     write_text(run_dir / "report.html", page)
     return run_dir / "report.html"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, classification_report, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 
@@ -81,8 +81,23 @@ class Classification(LabelVocabulary):
             "accuracy": float(accuracy_score(golds, predictions)),
             "macro_f1": float(f1_score(golds, predictions, average="macro", zero_division=0)),
             "report": classification_report(golds, predictions, zero_division=0, output_dict=True),
+            "confusion": confusion(golds, predictions, self.labels),
         }
         if scores is not None and len(self.labels) == 2 and len(set(golds)) == 2:
             positive = [g == self.labels[1] for g in golds]
             result["auc"] = float(roc_auc_score(positive, scores[:, 1]))
         return result
+
+
+def confusion(golds: list[Any], predictions: list[Any], labels: list[str]) -> dict[str, Any]:
+    """Rows = gold, columns = predicted, over the training labels plus any gold label unseen in
+    training (report.html draws it)."""
+    names = list(labels) + sorted({str(g) for g in golds} - set(labels))
+    matrix = confusion_matrix(golds, predictions, labels=names) if golds else np.zeros((len(names),) * 2)
+    return {"labels": names, "matrix": [[int(v) for v in row] for row in matrix]}
+
+
+def label_rows(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The per-label rows of a classification report (sklearn's or seqeval's), as plain floats."""
+    return {label: {k: float(v) for k, v in row.items()} for label, row in report.items()
+            if isinstance(row, dict) and not label.endswith(" avg")}

@@ -98,6 +98,7 @@ class MultiLabel(LabelVocabulary):
             **f1_scores(y_true.astype(bool), y_pred.astype(bool)),
             "exact_match": float(np.mean([set(p) == set(g) for p, g in zip(predictions, golds)]))
             if golds else 0.0,
+            "report": label_report(self.labels, y_true.astype(bool), y_pred.astype(bool)),
         }
         if scores is not None and (auc := macro_auc(y_true, np.asarray(scores))) is not None:
             result["auc"] = auc
@@ -118,6 +119,19 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "micro_f1": float(2 * tp.sum() / micro_denominator) if micro_denominator else 0.0,
         "macro_f1": float(np.mean(2 * tp[used] / (2 * tp[used] + wrong[used]))) if used.any() else 0.0,
     }
+
+
+def label_report(labels: list[str], y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per label (the rows report.html tabulates)."""
+    tp, predicted, gold = (y_true & y_pred).sum(0), y_pred.sum(0), y_true.sum(0)
+    rows = {}
+    for i, label in enumerate(labels):
+        precision = tp[i] / predicted[i] if predicted[i] else 0.0
+        recall = tp[i] / gold[i] if gold[i] else 0.0
+        f1 = 2 * tp[i] / (predicted[i] + gold[i]) if predicted[i] + gold[i] else 0.0
+        rows[label] = {"precision": float(precision), "recall": float(recall), "f1-score": float(f1),
+                       "support": float(gold[i])}
+    return rows
 
 
 def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:

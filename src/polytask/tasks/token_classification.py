@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
 from torch import nn
 from torch.nn import functional as F
 from torchcrf import CRF
 
 from polytask.tasks.base import TASK_TYPES, first_subtoken_positions, label_text
-from polytask.tasks.classification import LabelVocabulary, linear_head
+from polytask.tasks.classification import LabelVocabulary, label_rows, linear_head
 
 
 class TaggingHead(nn.Module):
@@ -145,4 +145,7 @@ class TokenClassification(LabelVocabulary):
             "precision": float(precision_score(golds, predictions, zero_division=0)),
             "recall": float(recall_score(golds, predictions, zero_division=0)),
             "token_accuracy": correct / total if total else 0.0,
+            # per entity type (seqeval, entity level): what report.html tabulates
+            "report": label_rows(classification_report(golds, predictions, zero_division=0, output_dict=True))
+            if any(get_entities(golds) + get_entities(predictions)) else {},  # none: seqeval warns
         }

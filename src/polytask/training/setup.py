@@ -85,7 +85,7 @@ def prepare(config: RunConfig, splits: tuple[str, ...] = SPLITS,
     for split in splits:
         prepared.features[split] = {
             group: build_features(records[group].get(split, []), group_tasks, tokenizer,
-                                  model.config.max_length, with_targets=split == "train")
+                                  model.config.max_length, with_targets=split in ("train", "dev"))
             for group, group_tasks in groups.items()
         }
     sizes = {g: len(f) for g, f in prepared.features["train"].items()}

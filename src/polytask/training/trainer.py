@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class Run:
     # train.precision fp16: scales the loss before backward (disabled otherwise: no-op methods).
     scaler: torch.amp.GradScaler = field(
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+    started: float = field(default_factory=time.monotonic)  # wall time in results.json
 
     @property
     def config(self) -> RunConfig:
@@ -163,7 +165,8 @@ def evaluate_and_select(run: Run, balancer, weights: dict[str, float], lr: float
     Every rank evaluates its shard and gets the same metrics; rank 0 alone writes files."""
     config, state, main = run.config.train, run.state, run.ddp.is_main
     dev = run.prepared.split("dev")
-    metrics = evaluate_sharded(run.ddp, run.prepared.model, dev, config.eval_batch_size, config.precision)
+    metrics = evaluate_sharded(run.ddp, run.prepared.model, dev, config.eval_batch_size, config.precision,
+                               with_loss=True)  # dev loss from the same logits: the report's curves
     score = selection_score(metrics, run.prepared.tasks, config.select_on)
     line = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "split": "dev",
             "lr": lr, **scalar_metrics(metrics),
@@ -210,6 +213,7 @@ def finish(run: Run) -> dict[str, Any]:
             if main:
                 append_line(run.out / "metrics.jsonl", json.dumps(
                     {"step": run.state.step, "split": f"final_{split}", **scalar_metrics(metrics)}))
+    results["wall_time_s"] = round(time.monotonic() - run.started, 2)  # this process: loop + final eval
     if main:
         write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
         print_table(run.prepared.tasks, results)
@@ -284,11 +288,14 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
-    with ProgressBar(total, run.state.step, enabled=config.train.progress and ddp.is_main) as bar:
+    per_step = config.train.batch_size * config.train.grad_accum * ddp.world_size
+    with ProgressBar(total, run.state.step, config.train.progress and ddp.is_main, config.train.log_every,
+                     per_step, per_epoch) as bar:
         while run.state.step < total:
+            seen = {k: len(v) for k, v in run.state.running.items()}
             weights = train_step(run, sampler, balancer, optimizer, scheduler)
             run.state.step += 1
-            bar.advance({k: v[-1] for k, v in run.state.running.items() if v})
+            bar.advance({k: v[seen.get(k, 0):] for k, v in run.state.running.items()}, scheduler.get_last_lr()[0])
             last = run.state.step == total
             stop = False
             if has_dev and (run.state.step % eval_every == 0 or last):
