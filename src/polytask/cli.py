@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -43,11 +44,13 @@ def train(config: ConfigArg, set_: SetOpt = None,
           resume: Annotated[bool, typer.Option(help="continue from the newest complete checkpoint")] = False,
           init_from: Annotated[Optional[Path], typer.Option(
               help="continue training this saved model; promoted only if no dev score drops")] = None,
+          overwrite: Annotated[bool, typer.Option(
+              help="output_dir holds a run: remove that run's files first (only what polytask wrote)")] = False,
           ) -> None:
     """Train every task in CONFIG; the best model is saved to <output_dir>/model."""
     from polytask.api import train as run
 
-    results = run(config, set_ or [], resume=resume, init_from=init_from)
+    results = run(config, set_ or [], resume=resume, init_from=init_from, overwrite=overwrite)
     if decision := results.get("promotion"):
         verdict = "[green]promoted[/]" if decision["promoted"] else "[yellow]not promoted[/] (init model kept)"
         out.print(f"new model {verdict}; details in promotion.json")
@@ -85,11 +88,14 @@ def federated(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command()
 def demo(output_dir: Annotated[Path, typer.Option(help="where the demo run is written")] = Path("runs/demo"),
-         set_: SetOpt = None) -> None:
+         set_: SetOpt = None,
+         overwrite: Annotated[bool, typer.Option(help="replace an earlier demo run in --output-dir")] = False,
+         ) -> None:
     """Train the embedded demo (packaged MiniLM encoder, intent + slots + domain) in a few minutes."""
     from polytask.api import demo_config_path, train as run
 
-    results = run(demo_config_path(), [f"train.output_dir={output_dir.resolve()}", *(set_ or [])])
+    results = run(demo_config_path(), [f"train.output_dir={output_dir.resolve()}", *(set_ or [])],
+                  overwrite=overwrite)
     test = results.get("test", {})
     out.print(f"[bold green]demo done[/]: model in {output_dir / 'model'}; test intent accuracy "
               f"{test.get('intent/accuracy', 0):.3f}, slot F1 {test.get('slots/f1', 0):.3f}, "
@@ -193,11 +199,14 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
 
 @app.command()
 def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")]) -> None:
+           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")],
+           overwrite: Annotated[bool, typer.Option(
+               help="replace --onnx DIR even if it is not an earlier export (never the source model)")] = False,
+           ) -> None:
     """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
     from polytask.serving.onnx_export import export_onnx
 
-    export_onnx(model_dir, onnx)
+    export_onnx(model_dir, onnx, overwrite=overwrite)
     out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
 
 
@@ -278,6 +287,11 @@ def list_members() -> None:
         out.print(f"[bold]{name}[/]: {', '.join(registry.names())}")
 
 
+#: OSErrors caused by the machine (full disk, permissions), not by polytask: exit 2, no traceback.
+ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+                      errno.EFBIG}
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
@@ -287,6 +301,14 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror}. Free space or fix the permissions, or write "
+                  "elsewhere; files written earlier are intact", markup=False, highlight=False,
+                  soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:  # click's usage errors carry their own exit code
         import click
 

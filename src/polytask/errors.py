@@ -21,6 +21,10 @@ class CheckpointError(PolytaskError):
     """A checkpoint or output directory cannot be read or written safely."""
 
 
+class OutputExistsError(PolytaskError):
+    """The output path holds something polytask did not write (or must not replace)."""
+
+
 class TrainingDiverged(PolytaskError):
     """A loss became NaN/inf; raised before the optimizer step so weights stay finite."""
 
@@ -46,3 +50,4 @@ class DataValidationError(PolytaskError):
         shown = "\n".join(f"  - {issue}" for issue in issues[:200])
         more = f"\n  ... and {len(issues) - 200} more" if len(issues) > 200 else ""
         super().__init__(f"{len(issues)} data problem(s) found:\n{shown}{more}")
+

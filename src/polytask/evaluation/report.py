@@ -22,6 +22,7 @@ import yaml
 from polytask.atomic import write_text
 from polytask.errors import PolytaskError
 from polytask.evaluation import plots
+from polytask.jsonlog import read_log
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _chart(image: bytes, name: str, caption: str) -> str:
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return read_log(path)
 
 
 def _primary_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, str]:
