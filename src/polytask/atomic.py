@@ -79,6 +79,16 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
+def apply_umask(root: Path) -> None:
+    """Give ``root`` and everything in it the modes ``open``/``mkdir`` would under the umask:
+    mkdtemp (0700) and the safetensors writer (0600) ignore it, so colleagues could not read."""
+    mask = current_umask()
+    for dirpath, _, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o666 & ~mask)
+
+
 def as_os_error(exc: BaseException, where: Path) -> OSError | None:
     """An OSError for a write failure that torch (RuntimeError) or safetensors
     (SafetensorError) reports as its own type; None for anything else."""
@@ -126,10 +136,10 @@ def atomic_dir(final: Path, kind: str, *, overwrite: bool = False,
     fd = os.open(tmp, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 whatever the umask
         try:
             yield tmp
             write_manifest(tmp, kind, **meta)
+            apply_umask(tmp)
             fsync_tree(tmp)
         except Exception as exc:
             if (io := as_os_error(exc, final.parent)) is not None and io is not exc:
