@@ -93,3 +93,15 @@ def test_flipped_byte_in_a_saved_model_is_reported_at_load(run, tmp_path, monkey
     inputs.write_text('{"text": "red cat"}\n')
     code, err = run_in_process(monkeypatch, capsys, "predict", out / "model", "--input", inputs)
     assert code == 2 and "model.safetensors" in err and "damaged" in err
+
+
+def test_flipped_byte_in_an_onnx_export_is_reported_at_load(run, tmp_path):
+    from polytask.serving.onnx_export import export_onnx
+    from polytask.serving.onnx_model import OnnxModel
+
+    _, out = run
+    export_onnx(out / "model", tmp_path / "onnx")
+    OnnxModel(tmp_path / "onnx")
+    flip_byte(tmp_path / "onnx" / "model.onnx", offset_from_end=64)
+    with pytest.raises(ModelDirError, match="model.onnx.*sha256"):
+        OnnxModel(tmp_path / "onnx")

@@ -14,7 +14,8 @@ from transformers import AutoConfig, AutoTokenizer
 
 from polytask.config import ModelConfig, TaskConfig
 from polytask.errors import ModelDirError
-from polytask.models.multitask import CONFIG_FILE, FORMAT_VERSION
+from polytask.models.multitask import (CONFIG_FILE, FORMAT_VERSION, check_integrity,
+                                       restore_interrupted_save)
 from polytask.tasks.base import Task, build_task
 
 ONNX_FILE = "model.onnx"
@@ -74,11 +75,13 @@ class OnnxModel:
         import onnxruntime as ort
 
         directory = Path(directory)
+        restore_interrupted_save(directory)
         if not (directory / ONNX_FILE).is_file():
             hint = (" (it is a PyTorch model: serve it without --onnx, or export it)"
                     if (directory / "model.safetensors").is_file() else "")
             raise ModelDirError(f"{directory}: no {ONNX_FILE}{hint}; create an ONNX directory with "
                                 "`polytask export MODEL_DIR --onnx OUT_DIR`")
+        check_integrity(directory)  # an export's manifest carries every file's sha256
         meta = _read_json(directory / CONFIG_FILE)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelDirError(f"{directory / CONFIG_FILE}: unsupported format_version")
