@@ -148,3 +148,42 @@ def test_swap_keeps_a_loadable_dir_at_every_instant(tmp_path, monkeypatch):
     atomic.recover(tmp_path)
     assert (final / "v").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def save_forever(final: Path, exchange_available: bool) -> None:
+    if not exchange_available:
+        atomic.exchange = lambda a, b: False
+    i = 0
+    while True:
+        i += 1
+        with atomic.atomic_dir(final, "model") as tmp:
+            (tmp / "weights.bin").write_bytes(os.urandom(20000 + i % 7))
+            (tmp / "config.json").write_text(json.dumps({"i": i}))
+
+
+@pytest.mark.parametrize("exchange_available", [True, False])
+def test_sigkill_during_repeated_saves_always_leaves_a_whole_dir(tmp_path, exchange_available):
+    """A child replaces a directory over and over and is SIGKILLed at random instants: the
+    directory verifies against its manifest (with the exchange: even before any recovery),
+    and recover() leaves nothing else behind."""
+    import random
+    import signal
+    import time
+
+    from polytask.manifest import problems
+
+    final, rng = tmp_path / "model", random.Random(0)
+    for round_ in range(12):
+        pid = os.fork()
+        if pid == 0:  # the child writes until it is killed, and never returns into pytest
+            try:
+                save_forever(final, exchange_available)
+            finally:
+                os._exit(1)
+        time.sleep(0.05 + rng.random() * 0.1)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if exchange_available:
+            assert final.is_dir() and problems(final) == [], f"round {round_}"
+        atomic.recover(tmp_path)
+        assert problems(final) == [] and [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -16,7 +16,7 @@ import torch
 from toy import toy_config
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from cli_helpers import polytask, run_in_process  # noqa: E402
+from cli_helpers import polytask, run_in_process, write_config  # noqa: E402
 
 from polytask import atomic  # noqa: E402
 from polytask.config import parse_config  # noqa: E402
@@ -168,3 +168,17 @@ def test_written_files_and_dirs_follow_the_umask(run_dir, tmp_path):
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
     for name in ("manifest.json", "model.safetensors", "encoder/config.json"):
         assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o644, name
+
+
+def test_full_disk_during_training_exits_2_and_keeps_earlier_checkpoints(tmp_path, tiny_encoder,
+                                                                        small_disk):
+    from polytask.training.checkpoint import latest_complete
+
+    raw = toy_config(tmp_path, tiny_encoder, ["classification"], max_steps=40, checkpoint_every=2,
+                     eval_every=2, keep_checkpoints=40, output_dir=str(small_disk / "run"))
+    subprocess.run(["mount", "-o", "remount,size=900k", str(small_disk)], check=True)
+    result = polytask("train", write_config(tmp_path / "c.yaml", raw))
+    stderr = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "Traceback" not in stderr and "No space left" in stderr
+    assert latest_complete(small_disk / "run" / "checkpoints") is not None
+    assert not [p for p in (small_disk / "run" / "checkpoints").iterdir() if p.name.endswith(".tmp")]
