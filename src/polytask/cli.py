@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import sys
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from polytask.errors import PolytaskError
+from polytask.errors import PolytaskError, environment_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-task learning with one shared Transformer encoder.")
@@ -287,11 +286,6 @@ def list_members() -> None:
         out.print(f"[bold]{name}[/]: {', '.join(registry.names())}")
 
 
-#: OSErrors caused by the machine (full disk, permissions), not by polytask: exit 2, no traceback.
-ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
-                      errno.EFBIG}
-
-
 def main() -> None:
     try:
         app(standalone_mode=False)
@@ -301,13 +295,10 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
-    except OSError as exc:
-        if exc.errno not in ENVIRONMENT_ERRORS:
+    except OSError as exc:  # a full disk or a permission: the machine's, exit 2 like bad input
+        if (message := environment_error(exc)) is None:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"error: {where}{exc.strerror}. Free space or fix the permissions, or write "
-                  "elsewhere; files written earlier are intact", markup=False, highlight=False,
-                  soft_wrap=True)
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except Exception as exc:  # click's usage errors carry their own exit code
         import click

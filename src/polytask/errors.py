@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+
+#: OSErrors caused by the machine (full disk, permissions), not by polytask.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+                      errno.EFBIG}
 
 
 class PolytaskError(Exception):
@@ -51,3 +56,12 @@ class DataValidationError(PolytaskError):
         more = f"\n  ... and {len(issues) - 200} more" if len(issues) > 200 else ""
         super().__init__(f"{len(issues)} data problem(s) found:\n{shown}{more}")
 
+
+
+def environment_error(exc: OSError) -> str | None:
+    """A one-line message for an OSError the machine caused (None for any other)."""
+    if exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (f"{where}{exc.strerror}. Free space or fix the permissions, or write elsewhere; "
+            "files written earlier are intact")

@@ -155,6 +155,13 @@ def test_full_disk_while_exporting_or_saving_exits_2(run_dir, small_disk, monkey
     with pytest.raises(OSError) as raised:
         model.save_pretrained(small_disk / "model")
     assert raised.value.errno == errno.ENOSPC and list(small_disk.iterdir()) == []
+    with open(small_disk / "filler", "wb") as filler, pytest.raises(OSError):
+        filler.write(b"x" * (1 << 20))  # the disk is now full to the last byte
+    inputs = run_dir.parent / "in.jsonl"
+    inputs.write_text('{"text": "red cat"}\n')
+    code, err = run_in_process(monkeypatch, capsys, "predict", run_dir / "model", "-i", inputs,
+                               "-o", small_disk / "out.jsonl")
+    assert code == 2 and "No space left" in err and not (small_disk / "out.jsonl").exists()
 
 
 def test_written_files_and_dirs_follow_the_umask(run_dir, tmp_path):
