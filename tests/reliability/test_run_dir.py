@@ -187,3 +187,12 @@ def test_sigkill_during_repeated_saves_always_leaves_a_whole_dir(tmp_path, excha
             assert final.is_dir() and problems(final) == [], f"round {round_}"
         atomic.recover(tmp_path)
         assert problems(final) == [] and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_resume_with_a_corrupt_middle_metrics_line_exits_2(tmp_path, tiny_encoder, monkeypatch, capsys):
+    raw, run = finished_run(tmp_path, tiny_encoder)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(["{\"step\": 2, oops", *lines[1:]]) + "\n")
+    code, err = run_in_process(monkeypatch, capsys, "train", write_config(tmp_path / "c.yaml", raw),
+                               "--resume")
+    assert code == 2 and f"{run / 'metrics.jsonl'}:1" in err
