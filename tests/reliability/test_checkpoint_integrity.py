@@ -105,3 +105,13 @@ def test_flipped_byte_in_an_onnx_export_is_reported_at_load(run, tmp_path):
     flip_byte(tmp_path / "onnx" / "model.onnx", offset_from_end=64)
     with pytest.raises(ModelDirError, match="model.onnx.*sha256"):
         OnnxModel(tmp_path / "onnx")
+
+
+@pytest.mark.parametrize("spoil", [same_size_garbage, Path.unlink])
+def test_damaged_manifest_falls_back_and_the_step_is_written_again(run, spoil, caplog):
+    raw, out = run
+    newest = out / "checkpoints" / "step-00000004"
+    spoil(newest / "manifest.json")
+    caplog.set_level(logging.INFO)
+    train(parse_config(raw), resume=True)  # resumes at step 2 and writes step 4 again
+    assert "step-00000002" in caplog.text and latest_complete(out / "checkpoints") == newest

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST = manifest.MANIFEST
 STEP_DIR = re.compile(r"^step-(\d{8})$")
+#: Every file a checkpoint holds: a step dir with nothing else is polytask's even if its
+#: manifest is damaged (resume skipped it), so the run may write that step again.
+CHECKPOINT_FILES = {"model.safetensors", "state.pt", "trainer_state.json", MANIFEST}
 
 
 def capture_rng() -> dict[str, Any]:
@@ -57,7 +60,8 @@ def save_checkpoint(directory: Path, step: int, model: torch.nn.Module,
                     objects: dict[str, Any], trainer_state: dict[str, Any], keep: int) -> Path:
     """``objects`` maps a name to anything with a state_dict (optimizer, scheduler...)."""
     final = Path(directory) / f"step-{step:08d}"
-    with atomic_dir(final, "checkpoint", step=step) as tmp:  # the manifest is written last
+    damaged = final.is_dir() and set(manifest.listed_files(final)) <= CHECKPOINT_FILES
+    with atomic_dir(final, "checkpoint", overwrite=damaged, step=step) as tmp:  # manifest: last
         save_model(model, str(tmp / "model.safetensors"))
         tensors = {name: obj.state_dict() for name, obj in objects.items()}
         tensors["rng"] = capture_rng()

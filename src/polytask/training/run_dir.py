@@ -19,13 +19,12 @@ from pathlib import Path
 from polytask.atomic import recover
 from polytask.errors import ConfigError, OutputExistsError
 from polytask.manifest import listed_files, ownership_problem
-from polytask.training.checkpoint import STEP_DIR
+from polytask.training.checkpoint import CHECKPOINT_FILES, STEP_DIR
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("metrics.jsonl", "config.yaml", "results.json", "report.html", "promotion.json")
 RUN_MARKERS = ("checkpoints", "model", "metrics.jsonl", "config.yaml", "results.json")
-CHECKPOINT_FILES = {"model.safetensors", "state.pt", "trainer_state.json", "manifest.json"}
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
