@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/polytask demo --output-dir runs/demo
+	$(BIN)/polytask demo --output-dir runs/demo --overwrite
 
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 test: $(STAMP)

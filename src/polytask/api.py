@@ -41,19 +41,23 @@ def demo_config_path() -> Path:
 
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
-          resume: bool = False, init_from: str | Path | None = None) -> dict[str, Any]:
-    """Train every task of a config (a RunConfig, a YAML path, or a dict); with ``init_from``
+          resume: bool = False, init_from: str | Path | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train every task of a config (a RunConfig, a YAML path, or a dict). An output_dir that
+    holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (remove that run's
+    files, never others: polytask.training.run_dir); with ``init_from``
     continue training a saved model, promoted only if no task's dev score drops (see
     ``train.promotion_tolerance``); the decision is in ``results["promotion"]``."""
     from polytask.evaluation.report import write_report_quietly
+    from polytask.training.run_dir import check_run_dir
+    from polytask.training.tracking import open_trackers
     from polytask.training.trainer import train as run_training
 
-    from polytask.training.tracking import open_trackers
-
     run_config = _config(config, overrides)
+    check_run_dir(Path(run_config.train.output_dir), resume, overwrite)  # before trackers write there
     with open_trackers(run_config) as trackers:
         results = run_training(run_config, resume=resume, init_from=init_from,
-                               on_evaluation=trackers.log_evaluation)
+                               on_evaluation=trackers.log_evaluation, overwrite=overwrite)
         if trackers.main_process:  # under torchrun/accelerate, rank 0 writes the files
             write_report_quietly(run_config.train.output_dir)  # report.html; a plotting error only warns
         trackers.log_results(results)
@@ -171,12 +175,14 @@ def tune(config: str | Path, trials: int | None = None, overrides: list[str] | N
     return run_search(config, trials, overrides or [])
 
 
-def export(model_dir: str | Path, onnx: str | Path) -> Path:
+def export(model_dir: str | Path, onnx: str | Path, overwrite: bool = False) -> Path:
     """``polytask export --onnx``: one ONNX graph of every task head, written to the directory
-    ``onnx`` (self-contained; serve it with ``serve(onnx, onnx=True)``). Returns that path."""
+    ``onnx`` (self-contained; serve it with ``serve(onnx, onnx=True)``). Returns that path.
+    An existing ``onnx`` must be an earlier export unless ``overwrite``; the source model and the
+    directories holding it are never replaced."""
     from polytask.serving.onnx_export import export_onnx
 
-    return export_onnx(model_dir, onnx)
+    return export_onnx(model_dir, onnx, overwrite=overwrite)
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, onnx: bool = False,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from polytask.errors import PolytaskError
+from polytask.errors import PolytaskError, environment_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-task learning with one shared Transformer encoder.")
@@ -45,11 +45,13 @@ def train(config: ConfigArg, set_: SetOpt = None,
           resume: Annotated[bool, typer.Option(help="continue from the newest complete checkpoint")] = False,
           init_from: Annotated[Optional[Path], typer.Option(
               help="continue training this saved model; promoted only if no dev score drops")] = None,
+          overwrite: Annotated[bool, typer.Option(
+              help="output_dir holds a run: remove that run's files first (only what polytask wrote)")] = False,
           ) -> None:
     """Train every task in CONFIG; the best model is saved to <output_dir>/model."""
     from polytask.api import train as run
 
-    results = run(config, set_ or [], resume=resume, init_from=init_from)
+    results = run(config, set_ or [], resume=resume, init_from=init_from, overwrite=overwrite)
     if decision := results.get("promotion"):
         verdict = "[green]promoted[/]" if decision["promoted"] else "[yellow]not promoted[/] (init model kept)"
         out.print(f"new model {verdict}; details in promotion.json")
@@ -87,11 +89,14 @@ def federated(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command()
 def demo(output_dir: Annotated[Path, typer.Option(help="where the demo run is written")] = Path("runs/demo"),
-         set_: SetOpt = None) -> None:
+         set_: SetOpt = None,
+         overwrite: Annotated[bool, typer.Option(help="replace an earlier demo run in --output-dir")] = False,
+         ) -> None:
     """Train the embedded demo (packaged MiniLM encoder, intent + slots + domain) in a few minutes."""
     from polytask.api import demo_config_path, train as run
 
-    results = run(demo_config_path(), [f"train.output_dir={output_dir.resolve()}", *(set_ or [])])
+    results = run(demo_config_path(), [f"train.output_dir={output_dir.resolve()}", *(set_ or [])],
+                  overwrite=overwrite)
     test = results.get("test", {})
     out.print(f"[bold green]demo done[/]: model in {output_dir / 'model'}; test intent accuracy "
               f"{test.get('intent/accuracy', 0):.3f}, slot F1 {test.get('slots/f1', 0):.3f}, "
@@ -213,11 +218,14 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
 
 @app.command()
 def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")]) -> None:
+           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")],
+           overwrite: Annotated[bool, typer.Option(
+               help="replace --onnx DIR even if it is not an earlier export (never the source model)")] = False,
+           ) -> None:
     """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
     from polytask.api import export as export_onnx
 
-    export_onnx(model_dir, onnx)
+    export_onnx(model_dir, onnx, overwrite=overwrite)
     out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
 
 
@@ -304,6 +312,11 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
+    except OSError as exc:  # a full disk or a permission: the machine's, exit 2 like bad input
+        if (message := environment_error(exc)) is None:
+            raise
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:  # click's usage errors carry their own exit code
         import click
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+
+#: OSErrors caused by the machine (full disk, permissions), not by polytask.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+                      errno.EFBIG}
 
 
 class PolytaskError(Exception):
@@ -19,6 +24,10 @@ class ModelDirError(PolytaskError):
 
 class CheckpointError(PolytaskError):
     """A checkpoint or output directory cannot be read or written safely."""
+
+
+class OutputExistsError(PolytaskError):
+    """The output path holds something polytask did not write (or must not replace)."""
 
 
 class TrainingDiverged(PolytaskError):
@@ -46,3 +55,13 @@ class DataValidationError(PolytaskError):
         shown = "\n".join(f"  - {issue}" for issue in issues[:200])
         more = f"\n  ... and {len(issues) - 200} more" if len(issues) > 200 else ""
         super().__init__(f"{len(issues)} data problem(s) found:\n{shown}{more}")
+
+
+
+def environment_error(exc: OSError) -> str | None:
+    """A one-line message for an OSError the machine caused (None for any other)."""
+    if exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (f"{where}{exc.strerror}. Free space or fix the permissions, or write elsewhere; "
+            "files written earlier are intact")

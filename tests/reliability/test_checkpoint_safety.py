@@ -21,6 +21,7 @@ from cli_helpers import polytask, write_config  # noqa: E402
 from polytask import atomic  # noqa: E402
 from polytask.config import parse_config  # noqa: E402
 from polytask.errors import CheckpointError, ModelDirError  # noqa: E402
+from polytask.manifest import sha256_file  # noqa: E402
 from polytask.models.multitask import MultiTaskModel  # noqa: E402
 from polytask.training.checkpoint import checkpoints, latest_complete  # noqa: E402
 from polytask.training.trainer import train  # noqa: E402
@@ -79,6 +80,7 @@ def test_pickled_code_in_checkpoint_is_refused(tmp_path, tiny_encoder):
     torch.save(state, newest / "state.pt")
     manifest = json.loads((newest / "manifest.json").read_text())
     manifest["files"]["state.pt"] = (newest / "state.pt").stat().st_size
+    manifest["sha256"]["state.pt"] = sha256_file(newest / "state.pt")  # a crafted, not corrupt, file
     (newest / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="refused"):
         train(parse_config(raw), resume=True)
@@ -107,6 +109,7 @@ def test_model_dir_with_wrong_label_map_is_refused(tmp_path, tiny_encoder):
     meta = json.loads(meta_path.read_text())
     meta["tasks"][0]["state"]["labels"].append("purple")  # head has 3 outputs, map says 4
     meta_path.write_text(json.dumps(meta))
+    (meta_path.parent / "manifest.json").unlink()  # as a model saved before manifests: no hashes
     with pytest.raises(ModelDirError, match="do not fit"):
         MultiTaskModel.from_pretrained(tmp_path / "run" / "model")
 

@@ -14,22 +14,19 @@ resumed run (whose log is cut back to its checkpoint) raises exactly the same al
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from polytask.config import TrainConfig
+from polytask.jsonlog import read_log
 from polytask.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
 
 def dev_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    lines = (json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
-    return [ln for ln in lines if ln.get("split") == "dev"]
+    return [ln for ln in read_log(path) if ln.get("split") == "dev"]
 
 
 def _persistent(history: list[dict[str, Any]], line: dict[str, Any], bad, patience: int) -> bool:

@@ -23,13 +23,14 @@ import yaml
 
 from polytask.evaluation import plots
 from polytask.evaluation.plots import Chart
+from polytask.jsonlog import read_log
 
 TABLE_ROWS = 100  # per-label tables longer than this show their largest-support rows
 NOT_TASKS = ("train_loss", "weight", "cosine", "sharing", "amp")
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return read_log(path)  # a torn last line (a crash mid-write) is dropped with a warning
 
 
 def task_info(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, tuple[str, bool]]:

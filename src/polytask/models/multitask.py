@@ -6,12 +6,15 @@ A saved model directory holds:
 - ``polytask.json``       format version, model options, each task's config and state
                           (label maps, target statistics);
 - ``encoder/config.json`` the encoder architecture, rebuilt offline without the hub;
-- the tokenizer files (a tabular model: ``tabular_vocab.json``, its field vocabulary).
+- the tokenizer files (a tabular model: ``tabular_vocab.json``, its field vocabulary);
+- ``manifest.json``       written last: every file's size and sha256 (polytask.manifest),
+                          checked at load, and what lets a later save replace this directory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from polytask.atomic import atomic_dir
+from polytask import manifest
+from polytask.atomic import atomic_dir, recover
 from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ConfigError, ModelDirError
@@ -34,6 +38,8 @@ from polytask.tasks.base import BuildContext, Task, build_task
 FORMAT_VERSION = 1
 CONFIG_FILE = "polytask.json"
 WEIGHTS_FILE = "model.safetensors"
+
+log = logging.getLogger(__name__)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -144,7 +150,8 @@ class MultiTaskModel(nn.Module):
         self.tokenizer.save_pretrained(directory)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        with atomic_dir(Path(directory)) as tmp:
+        """Write (or replace, if polytask wrote it) the model directory, atomically."""
+        with atomic_dir(Path(directory), "model") as tmp:
             self.save_to(tmp)
         return Path(directory)
 
@@ -154,7 +161,9 @@ class MultiTaskModel(nn.Module):
         """The model saved in ``directory``; ``trust_remote_code`` lets Python code shipped in the
         directory run (the caller's choice: a saved model never turns it on by itself)."""
         directory = Path(directory)
+        restore_interrupted_save(directory)
         meta = read_model_meta(directory)
+        check_integrity(directory)
         model_config, tasks, encoder, tokenizer = _load_parts(directory, meta, trust_remote_code)
         model = cls(encoder, tokenizer, tasks, model_config)
         try:
@@ -198,3 +207,23 @@ def read_model_meta(directory: Path) -> dict[str, Any]:
     if not (directory / WEIGHTS_FILE).is_file():
         raise ModelDirError(f"{directory}: {WEIGHTS_FILE} is missing")
     return meta
+
+
+def restore_interrupted_save(directory: Path) -> None:
+    """Undo what a save killed mid-swap left beside ``directory`` (polytask.atomic.recover)."""
+    try:
+        done = recover(directory.parent, lambda name: name == directory.name)
+    except OSError:  # a read-only location: nothing to clean, nothing lost
+        return
+    for line in done:
+        log.warning("interrupted save of %s: %s", directory, line)
+
+
+def check_integrity(directory: Path) -> None:
+    """A model dir with a manifest (saved by polytask >= manifests) must match it."""
+    if manifest.read_manifest(directory) is None:
+        return  # saved before manifests existed: the strict weight load is the check
+    if found := manifest.problems(directory):
+        raise ModelDirError(f"{directory}: damaged, {'; '.join(found)}. Restore it from a copy or "
+                            "retrain; if you changed these files on purpose, delete "
+                            f"{directory / manifest.MANIFEST}")

@@ -11,8 +11,11 @@ PyTorch, and the graph takes those ids; its sequence axis is the fixed number of
 A CRF's Viterbi search is a data-dependent loop that has no place in a static graph, so CRF
 tasks export their emissions only; the transition parameters go to ``crf.safetensors`` and
 Viterbi runs in Python with pytorch-crf, as in the PyTorch path. The output directory is
-self-contained (``polytask.json``, ``encoder/config.json``, tokenizer files, ``onnx.json``),
-and ``OnnxModel`` (``polytask.serving.onnx_model``) runs it.
+self-contained (``polytask.json``, ``encoder/config.json``, tokenizer files, ``onnx.json``,
+``manifest.json``), and ``OnnxModel`` (``polytask.serving.onnx_model``) runs it.
+
+An existing output directory is replaced only if it is an earlier export (its manifest says
+so) or ``overwrite`` is set; never the source model, a directory inside it or one holding it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from polytask.atomic import atomic_dir
-from polytask.errors import ModelDirError
+from polytask.atomic import atomic_dir, check_replaceable
+from polytask.errors import ModelDirError, OutputExistsError
 from polytask.extras import require
 from polytask.models.multitask import CONFIG_FILE, MultiTaskModel
 from polytask.serving.metadata import model_info
@@ -36,6 +39,7 @@ __all__ = ["OnnxModel", "export_onnx"]
 log = logging.getLogger(__name__)
 
 OPSET = 18
+FIX = "Pass --overwrite to replace it, or export to another (new or empty) directory."
 
 
 class _AllHeads(nn.Module):
@@ -110,8 +114,23 @@ def crf_tensors(model: MultiTaskModel) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) -> Path:
-    """Write ``out_dir`` (replaced atomically) with the ONNX graph of the model in ``model_dir``."""
+def check_output(model_dir: str | Path, out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse an output that is, holds or lies inside the source model, or that holds
+    anything but an earlier export (unless ``overwrite``), before any work is done."""
+    source, out = Path(model_dir).resolve(), Path(out_dir).resolve()
+    where = ("is" if out == source else "contains" if source.is_relative_to(out)
+             else "is inside" if out.is_relative_to(source) else None)
+    if where:
+        raise OutputExistsError(f"--onnx {out_dir}: {out} {where} the source model {source}; "
+                                "export to a directory outside it (even --overwrite never touches it)")
+    check_replaceable(out, "onnx", overwrite, fix=FIX)
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET,
+                overwrite: bool = False) -> Path:
+    """Write ``out_dir`` (replaced atomically) with the ONNX graph of the model in ``model_dir``;
+    an existing ``out_dir`` must be an earlier export, unless ``overwrite``."""
+    check_output(model_dir, out_dir, overwrite)
     require("onnx", "onnx", "onnxscript", "onnxruntime", feature="polytask export --onnx")
     model = MultiTaskModel.from_pretrained(model_dir)
     generating = sorted(name for name, task in model.tasks.items() if task.config.type == "seq2seq")
@@ -126,7 +145,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
         raise ModelDirError(f"{model_dir}: task name(s) {clash} collide with ONNX input names; "
                             "rename the task(s) and retrain to export")
     wrapper = _AllHeads(model).eval()
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir).resolve(), "onnx", overwrite=overwrite, fix=FIX) as tmp:
         exporter = _export_graph(wrapper, _example(model, inputs), inputs, tmp / ONNX_FILE, opset)
         if crfs := crf_tensors(model):
             save_file(crfs, str(tmp / CRF_FILE))

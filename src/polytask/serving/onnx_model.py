@@ -16,7 +16,8 @@ from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ModelDirError
 from polytask.extras import require
-from polytask.models.multitask import CONFIG_FILE, FORMAT_VERSION
+from polytask.models.multitask import (CONFIG_FILE, FORMAT_VERSION, check_integrity,
+                                       restore_interrupted_save)
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.tasks.base import Task, build_task
 
@@ -83,11 +84,13 @@ class OnnxModel:
     def __init__(self, directory: str | Path, num_threads: int | None = None) -> None:
         ort = require("onnx", "onnxruntime", feature="serving an ONNX export")
         directory = Path(directory)
+        restore_interrupted_save(directory)
         if not (directory / ONNX_FILE).is_file():
             hint = (" (it is a PyTorch model: serve it without --onnx, or export it)"
                     if (directory / "model.safetensors").is_file() else "")
             raise ModelDirError(f"{directory}: no {ONNX_FILE}{hint}; create an ONNX directory with "
                                 "`polytask export MODEL_DIR --onnx OUT_DIR`")
+        check_integrity(directory)  # an export's manifest carries every file's sha256
         meta = _read_json(directory / CONFIG_FILE)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelDirError(f"{directory / CONFIG_FILE}: unsupported format_version")

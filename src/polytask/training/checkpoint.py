@@ -3,8 +3,9 @@
 A checkpoint ``checkpoints/step-00000120/`` holds the model weights (safetensors), optimizer,
 scheduler and balancer state (torch tensors, loaded with ``weights_only=True``: no pickled
 code ever runs), and ``trainer_state.json`` (step, data positions, early stopping, RNG).
-``manifest.json`` is written last and lists every file with its size; resume takes the newest
-checkpoint whose manifest matches the files on disk and skips torn ones with a warning.
+``manifest.json`` (polytask.manifest) is written last and lists every file with its size and
+sha256; resume takes the newest checkpoint whose files match it and skips torn or corrupt ones
+with a warning naming the bad file (manifests from before hashes: sizes only).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from polytask import manifest
 from polytask.atomic import atomic_dir
 from polytask.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
+MANIFEST = manifest.MANIFEST
 STEP_DIR = re.compile(r"^step-(\d{8})$")
+#: Every file a checkpoint holds: a step dir with nothing else is polytask's even if its
+#: manifest is damaged (resume skipped it), so the run may write that step again.
+CHECKPOINT_FILES = {"model.safetensors", "state.pt", "trainer_state.json", MANIFEST}
 
 
 def capture_rng() -> dict[str, Any]:
@@ -55,24 +60,20 @@ def save_checkpoint(directory: Path, step: int, model: torch.nn.Module,
                     objects: dict[str, Any], trainer_state: dict[str, Any], keep: int) -> Path:
     """``objects`` maps a name to anything with a state_dict (optimizer, scheduler...)."""
     final = Path(directory) / f"step-{step:08d}"
-    with atomic_dir(final) as tmp:
+    damaged = final.is_dir() and set(manifest.listed_files(final)) <= CHECKPOINT_FILES
+    with atomic_dir(final, "checkpoint", overwrite=damaged, step=step) as tmp:  # manifest: last
         save_model(model, str(tmp / "model.safetensors"))
         tensors = {name: obj.state_dict() for name, obj in objects.items()}
         tensors["rng"] = capture_rng()
         torch.save(tensors, tmp / "state.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(trainer_state), encoding="utf-8")
-        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}), encoding="utf-8")
     prune(Path(directory), keep)
     return final
 
 
 def is_complete(path: Path) -> bool:
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        return all((path / name).stat().st_size == size for name, size in manifest["files"].items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+    """Every file of the manifest is there with its size (cheap: no hashing)."""
+    return not manifest.problems(path, hashes=False)
 
 
 def checkpoints(directory: Path) -> list[Path]:
@@ -83,30 +84,53 @@ def checkpoints(directory: Path) -> list[Path]:
 
 
 def latest_complete(directory: Path) -> Path | None:
+    """The newest checkpoint whose files match their manifest's sizes and sha256."""
     for path in reversed(checkpoints(directory)):
-        if is_complete(path):
+        found = manifest.problems(path)
+        if not found:
             return path
-        log.warning("skipping incomplete checkpoint %s (torn write); trying an older one", path)
+        log.warning("skipping checkpoint %s: %s; trying an older one", path, "; ".join(found))
     return None
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, objects: dict[str, Any],
                     device: torch.device) -> dict[str, Any]:
-    load_model(model, str(path / "model.safetensors"), strict=True, device=str(device))
+    fix = "Delete this checkpoint directory to resume from an older one"
+    try:
+        load_model(model, str(path / "model.safetensors"), strict=True, device=str(device))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type
+        raise CheckpointError(f"{path / 'model.safetensors'}: unreadable or not this model's weights "
+                              f"({str(exc)[:300]}). {fix}") from None
+    tensors = _load_state(path / "state.pt", device, fix)
+    try:
+        for name, obj in objects.items():
+            obj.load_state_dict(tensors[name])
+        rng = tensors["rng"]
+        rng["torch"] = rng["torch"].cpu()
+        restore_rng(rng)
+        return json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
+        raise CheckpointError(f"{path}: state does not fit this run or is damaged ({str(exc)[:300]}). "
+                              f"{fix}") from None
+
+
+def _load_state(path: Path, device: torch.device, fix: str) -> dict[str, Any]:
     try:
         # weights_only=True: a checkpoint can carry tensors and plain data, never code to run.
-        tensors = torch.load(path / "state.pt", map_location=device, weights_only=True)
+        tensors = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # not a refusal: the bytes are garbage
+            raise CheckpointError(f"{path}: not a readable torch file (corrupt?) ({str(exc)[:200]}). "
+                                  f"{fix}") from None
         raise CheckpointError(
-            f"{path / 'state.pt'}: refused, it holds objects other than tensors and plain data "
-            f"(loading it could run code). Delete this checkpoint to resume from an older one. ({exc})"
-        ) from None
-    for name, obj in objects.items():
-        obj.load_state_dict(tensors[name])
-    rng = tensors["rng"]
-    rng["torch"] = rng["torch"].cpu()
-    restore_rng(rng)
-    return json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            f"{path}: refused, it holds objects other than tensors and plain data "
+            f"(loading it could run code). {fix}. ({exc})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable torch file (corrupt?) ({str(exc)[:200]}). "
+                              f"{fix}") from None
+    if not isinstance(tensors, dict):
+        raise CheckpointError(f"{path}: holds a {type(tensors).__name__}, not a checkpoint's state. {fix}")
+    return tensors
 
 
 def prune(directory: Path, keep: int) -> None:

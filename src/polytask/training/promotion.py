@@ -113,7 +113,7 @@ def gate(prepared, out: Path, init_from: str | Path, new_dev: dict[str, Any],
     verdicts = compare(old_dev, new_dev, prepared.tasks, config.promotion_tolerance)
     promoted = all(v["ok"] for v in verdicts.values())
     if not promoted:
-        with atomic_dir(out / "model") as tmp:
+        with atomic_dir(out / "model", "model") as tmp:
             shutil.copytree(init_from, tmp, dirs_exist_ok=True)
         failed = {name: v["reason"] for name, v in verdicts.items() if not v["ok"]}
         log.warning("new model NOT promoted (%s); %s keeps the weights of %s", failed,

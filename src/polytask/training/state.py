@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from polytask.atomic import append_line, write_text
 from polytask.errors import CheckpointError, ConfigError
+from polytask.jsonlog import read_log
 from polytask.training import checkpoint
 from polytask.training.distributed import Distributed
 from polytask.training.resume_config import check_shapes
@@ -113,10 +114,9 @@ def check_world_size(found: Path, world_size: int) -> None:
 
 def keep_metrics_until(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint, so a resumed log equals an unbroken one."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        write_text(path, "".join(f"{ln}\n" for ln in lines))
+    if path.is_file():  # a torn last line (crash mid-append) is dropped with a warning
+        kept = [entry for entry in read_log(path) if entry.get("step", 0) <= step]
+        write_text(path, "".join(json.dumps(entry) + "\n" for entry in kept))
 
 
 def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:

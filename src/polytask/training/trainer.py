@@ -29,6 +29,7 @@ from polytask.training.distributed_eval import evaluate_sharded
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
 from polytask.training.resume_config import check_resumed_config
+from polytask.training.run_dir import check_run_dir, clear_run, recover_run
 from polytask.training.setup import Prepared, prepare
 from polytask.training.state import LoopState, RankRNG, resume_from, save_state
 from polytask.weighting.base import BALANCERS, build_balancer
@@ -223,9 +224,10 @@ def finish(run: Run) -> dict[str, Any]:
 def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = None,
           init_from: str | Path | None = None,
           on_evaluation: Callable[[int, float | None, dict[str, Any]], None] | None = None,
-          ) -> dict[str, Any]:
-    """Train every task of ``config``; returns final metrics. Writes into train.output_dir.
-    With ``init_from`` (a saved model) training continues from it, and the result replaces it
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train every task of ``config``; returns final metrics. Writes into train.output_dir,
+    which must not hold another run unless ``resume`` (continue it) or ``overwrite`` (remove
+    that run's files first; training/run_dir.py). With ``init_from`` (a saved model) training continues from it, and the result replaces it
     only if it passes the promotion gate (training/promotion.py).
 
     Launched by ``torchrun`` or ``accelerate launch`` (WORLD_SIZE > 1), every process trains a
@@ -237,11 +239,17 @@ def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = N
     check_launcher(config.train.precision)
     if init_from is not None:
         promotion.check_init_run(config, init_from)
+    check_run_dir(Path(config.train.output_dir), resume, overwrite)
     changes = check_resumed_config(config) if resume else {}  # before any data is read or file written
     ddp, device = Distributed.setup(config.train.device)
     try:
         if not ddp.is_main:  # one log, one progress bar: rank 0's
             logging.getLogger("polytask").setLevel(logging.WARNING)
+        else:
+            recover_run(Path(config.train.output_dir))
+            if overwrite:
+                clear_run(Path(config.train.output_dir))
+        ddp.barrier()
         prepared = prepared or prepare(config, init_from=init_from)
         return run_training(config, prepared, ddp, device, resume, init_from, on_evaluation, changes)
     finally:
