@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import os
 import sys
 from pathlib import Path
@@ -67,10 +68,13 @@ def test_old_manifest_without_hashes_still_resumes(run, caplog):
     raw, out = run
     for step in (2, 4):
         strip_hashes(out / "checkpoints" / f"step-0000000{step}")
+    # Resume from step 2 (a longer max_steps is a changed config, refused on resume): the run
+    # must load the hash-less step 2 and write step 4 again, now with hashes.
+    shutil.rmtree(out / "checkpoints" / "step-00000004")
     caplog.set_level(logging.INFO)
-    raw["train"]["max_steps"] = 6
     train(parse_config(raw), resume=True)
-    assert "step-00000004" in caplog.text and (out / "checkpoints" / "step-00000006").is_dir()
+    assert "step-00000002" in caplog.text
+    assert "sha256" in (out / "checkpoints" / "step-00000004" / "manifest.json").read_text()
 
 
 @pytest.mark.parametrize("name", ["state.pt", "model.safetensors"])
