@@ -44,6 +44,13 @@ def saved_model(tmp_path_factory, tiny_encoder) -> Path:
     return folder / "run" / "model"
 
 
+def edited(model: Path) -> Path:
+    """A model dir whose files were changed on purpose: without its manifest (as the integrity
+    error advises, and as models saved before manifests), so the checks behind it are reached."""
+    (model / "manifest.json").unlink()
+    return model
+
+
 def copy_of(model_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(model_dir, target)
@@ -66,7 +73,7 @@ def run_cli(*args: str, answer: str = "y\n") -> subprocess.CompletedProcess:
 
 
 def test_custom_code_in_a_model_dir_is_refused_without_a_prompt(saved_model, tmp_path):
-    model = copy_of(saved_model, tmp_path)
+    model = edited(copy_of(saved_model, tmp_path))  # a hostile dir need not carry our manifest
     sentinel = tmp_path / "SENTINEL"
     plant_custom_code(model / "encoder", sentinel)
     (tmp_path / "in.jsonl").write_text('{"text": "a red cat"}\n')
@@ -93,12 +100,15 @@ def test_custom_code_in_an_encoder_is_refused_unless_the_config_opts_in(tmp_path
 def test_missing_tokenizer_file_of_a_saved_model_is_an_error(saved_model, tmp_path):
     model = copy_of(saved_model, tmp_path)
     (model / "tokenizer.json").unlink()
+    with pytest.raises(ModelDirError, match=r"tokenizer\.json: missing"):  # the manifest sees it first
+        MultiTaskModel.from_pretrained(model)
+    edited(model)  # without a manifest, the saved fingerprint still catches it
     with pytest.raises(ModelDirError, match=r"tokenizer\.json: the tokenizer has 5 tokens"):
         MultiTaskModel.from_pretrained(model)
 
 
 def test_missing_tokenizer_file_without_a_fingerprint_is_an_error(saved_model, tmp_path):
-    model = copy_of(saved_model, tmp_path)  # as saved before fingerprints existed
+    model = edited(copy_of(saved_model, tmp_path))  # as saved before fingerprints and manifests
     meta = json.loads((model / "polytask.json").read_text())
     meta.pop("tokenizer")
     (model / "polytask.json").write_text(json.dumps(meta))
@@ -125,7 +135,7 @@ def test_max_length_above_the_position_embeddings_is_refused_before_any_write(tm
 
 
 def test_saved_model_with_too_long_max_length_is_clamped_at_load(saved_model, tmp_path, caplog):
-    model_dir = copy_of(saved_model, tmp_path)
+    model_dir = edited(copy_of(saved_model, tmp_path))  # polytask.json edited by hand
     meta = json.loads((model_dir / "polytask.json").read_text())
     meta["model"]["max_length"] = 100
     (model_dir / "polytask.json").write_text(json.dumps(meta))

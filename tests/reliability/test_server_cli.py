@@ -57,7 +57,7 @@ def block(monkeypatch, *modules: str) -> None:
     ("uvicorn", ["serve", "{model}"], "serve"),
     ("fastapi", ["serve", "{model}"], "serve"),
     ("onnxruntime", ["serve", "{model}", "--onnx"], "onnx"),
-    ("onnxscript", ["export", "{model}", "--onnx", "{model}/out"], "onnx"),
+    ("onnxscript", ["export", "{model}/model", "--onnx", "{model}/out"], "onnx"),
 ])
 def test_cli_without_its_extra_is_exit_2_with_the_pip_command(monkeypatch, capsys, tmp_path, blocked, args, extra):
     block(monkeypatch, blocked)
@@ -87,7 +87,7 @@ def _sites(tmp_path: Path):
     return [
         (lambda: LoraSharing(None, None, None), "peft", "peft"),
         (lambda: OnnxModel(tmp_path), "onnxruntime", "onnx"),
-        (lambda: export_onnx(tmp_path, tmp_path / "out"), "onnx", "onnx"),
+        (lambda: export_onnx(tmp_path / "model", tmp_path / "out"), "onnx", "onnx"),
         (_optuna, "optuna", "hpo"),
         (_libraries, "sacrebleu", "generation"),
         (_libraries, "rouge_score", "generation"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -121,13 +122,14 @@ def test_safetensors_disk_full_becomes_checkpoint_error_keeping_earlier(tmp_path
     raw = toy_config(tmp_path, tiny_encoder, ["classification"], max_steps=4, checkpoint_every=2,
                      eval_every=2)
     train(parse_config(raw))
+    # Resume over the last steps again (a longer max_steps would be a refused config change).
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-00000004")
     before = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
 
     def full(*_args, **_kwargs):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     monkeypatch.setattr(checkpoint, "save_model", full)
-    raw["train"]["max_steps"] = 6
     with pytest.raises(CheckpointError, match="No space left"):
         train(parse_config(raw), resume=True)
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == before
