@@ -45,11 +45,13 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 def _primary_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, str]:
     """Task -> primary metric, from the run's config (else the first metric logged)."""
     import polytask.tasks  # noqa: F401 - registers task types
+    from polytask.config import TaskConfig
     from polytask.tasks.base import TASK_TYPES
 
     config = run_dir / "config.yaml"
     tasks = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("tasks", []) if config.is_file() else []
-    out = {t["name"]: TASK_TYPES.get(t["type"]).primary_metric for t in tasks if t.get("type") in TASK_TYPES.names()}
+    out = {t["name"]: TASK_TYPES.get(t["type"]).primary_metric_for(TaskConfig.model_validate(t))
+           for t in tasks if t.get("type") in TASK_TYPES.names()}
     for line in lines if not out else []:
         for key in line:
             task, _, metric = key.partition("/")
