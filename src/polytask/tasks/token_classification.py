@@ -37,6 +37,9 @@ class TaggingHead(nn.Module):
         self.emissions = linear_head(hidden_size, outputs, dropout)
         self.crf = CRF(outputs, batch_first=True) if crf else None
 
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.emissions(features)
+
 
 def constrained(crf: CRF, scheme: str, labels: list[str]) -> CRF:
     """A copy of ``crf`` whose transitions forbidden by ``scheme`` score FORBIDDEN lower."""
