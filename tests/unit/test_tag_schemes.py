@@ -112,7 +112,7 @@ def test_tags_outside_a_set_scheme_are_data_errors_with_file_line(tmp_path):
     with pytest.raises(DataValidationError) as caught:
         validate(config)
     message = str(caught.value)
-    assert "train.jsonl:3" in message and "'M-X' is not a iobes tag" in message
+    assert "train.jsonl:3" in message and "'M-X' is not a tag of scheme iobes" in message
     assert "scheme: bmes" in message
     assert "train.jsonl:1" not in message and "train.jsonl:2" not in message
 

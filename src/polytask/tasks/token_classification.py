@@ -118,7 +118,7 @@ class TokenClassification(LabelVocabulary):
         if scheme is None:
             return None
         if foreign := tag_schemes.foreign_tags(scheme, tags):
-            return (f"tag {foreign[0]!r} is not a {scheme} tag (prefixes "
+            return (f"tag {foreign[0]!r} is not a tag of scheme {scheme} (prefixes "
                     f"{', '.join(sorted(tag_schemes.ROLES[scheme].letters))} or O); "
                     f"these tags fit {_fits([tags])}")
         at = tag_schemes.ill_formed_at(scheme, tags)
