@@ -215,14 +215,13 @@ class TokenClassification(LabelVocabulary):
 
     def metrics(self, predictions: list[Any], golds: list[Any],
                 scores: np.ndarray | None = None) -> dict[str, Any]:
-        flat_gold = [t for g in golds for t in g]
-        flat_pred = [t for p, g in zip(predictions, golds) for t in (list(p) + [None] * len(g))[:len(g)]]
-        correct = sum(p == g for p, g in zip(flat_pred, flat_gold))
-        result = {"token_accuracy": correct / len(flat_gold) if flat_gold else 0.0}
+        pairs = [(pt, gt) for p, g in zip(predictions, golds) for pt, gt in zip(p, g)]
+        total = sum(len(g) for g in golds)
+        result = {"token_accuracy": sum(p == g for p, g in pairs) / total if total else 0.0}
         if self.scheme != "none":
             return {**tag_schemes.span_metrics(self.scheme, golds, predictions), **result}
-        # Tags are classes of their own (POS): F1 over tags, macro over the gold tag set.
-        named = [p if p is not None else "" for p in flat_pred]
-        return {**result, **{f"{avg}_f1": float(f1_score(flat_gold, named, average=avg,
+        # Tags are classes of their own (POS): F1 over the tags of gold and predictions.
+        flat_pred, flat_gold = ([p for p, _ in pairs], [g for _, g in pairs])
+        return {**result, **{f"{avg}_f1": float(f1_score(flat_gold, flat_pred, average=avg,
                                                           zero_division=0))
                              for avg in ("macro", "micro")}}
