@@ -1,15 +1,20 @@
 """Schemes through the real loop on a tiny model: POS-like tags with ``scheme: none`` select on
-token accuracy; BMES with a CRF predicts well-formed entities after a save/load round trip."""
+token accuracy; BMES with a CRF predicts well-formed entities after a save/load round trip
+and through the ONNX export."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tiny_models import sample_records
 from toy import ANIMALS, COLORS, toy_config
 
 from polytask import api
 from polytask.config import parse_config
+from polytask.inference import predict_records
+from polytask.models.multitask import MultiTaskModel
+from polytask.serving.onnx_export import OnnxModel, export_onnx
 from polytask.tasks.tag_schemes import ill_formed_at
 from polytask.training.trainer import train
 
@@ -61,3 +66,9 @@ def test_bmes_crf_predictions_are_well_formed_after_loading(tmp_path, tiny_encod
         assert ill_formed_at("bmes", out["tags"]["tags"]) is None
     assert outs[1]["tags"]["entities"] == [{"type": "color", "start": 0, "end": 1},
                                            {"type": "animal", "start": 1, "end": 2}]
+    # The exported model decodes with the same scheme constraint (task state in polytask.json).
+    onnx = OnnxModel(export_onnx(tmp_path / "run" / "model", tmp_path / "onnx"), num_threads=1)
+    assert onnx.tasks["tags"].constrain and onnx.tasks["tags"].scheme == "bmes"
+    records = sample_records()
+    assert predict_records(onnx, records) == predict_records(
+        MultiTaskModel.from_pretrained(tmp_path / "run" / "model"), records)
