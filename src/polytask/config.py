@@ -87,6 +87,9 @@ class TaskConfig(Strict):
     label_separator: str = Field("|", description="multi-label: separator inside a string cell")
     normalize_target: bool = Field(False, description="regression: standardise targets")
     crf: bool = Field(False, description="token classification: CRF layer + Viterbi decoding")
+    scheme: Literal["bio", "iob1", "ioe1", "ioe2", "iobes", "bmes", "bilou", "none"] | None = Field(
+        None, description="token classification: tagging scheme (docs/token_tasks.md). Unset: "
+        "bio, with a warning if the tags fit another; set: every gold tag sequence must fit it")
     decoder: Literal["per_task", "shared"] = Field(
         "per_task", description="seq2seq: its own decoder, or one decoder for every 'shared' "
         "seq2seq task (each starts from its task name as a prefix)")

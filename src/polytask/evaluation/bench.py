@@ -107,7 +107,7 @@ def task_info(config: RunConfig) -> list[dict[str, Any]]:
     import polytask.tasks  # noqa: F401 - registers task types
     from polytask.tasks.base import TASK_TYPES
 
-    return [{"name": t.name, "metric": TASK_TYPES.get(t.type).primary_metric,
+    return [{"name": t.name, "metric": TASK_TYPES.get(t.type).primary_metric_for(t),
              "higher_is_better": TASK_TYPES.get(t.type).higher_is_better} for t in config.tasks]
 
 

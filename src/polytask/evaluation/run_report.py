@@ -36,12 +36,14 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 def task_info(run_dir: Path, lines: list[dict[str, Any]]) -> dict[str, tuple[str, bool]]:
     """Task -> (primary metric, higher is better), from the run's config, else from the log."""
     import polytask.tasks  # noqa: F401 - registers task types
+    from polytask.config import TaskConfig
     from polytask.tasks.base import TASK_TYPES
 
     config = run_dir / "config.yaml"
     tasks = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("tasks", []) if config.is_file() else []
     types = [TASK_TYPES.get(name) for name in TASK_TYPES.names()]
-    out = {t["name"]: (TASK_TYPES.get(t["type"]).primary_metric, TASK_TYPES.get(t["type"]).higher_is_better)
+    out = {t["name"]: (TASK_TYPES.get(t["type"]).primary_metric_for(TaskConfig.model_validate(t)),
+                       TASK_TYPES.get(t["type"]).higher_is_better)
            for t in tasks if t.get("type") in TASK_TYPES.names()}
     direction = {kind.primary_metric: kind.higher_is_better for kind in types}  # e.g. mse: lower
     for line in lines if not out else []:

@@ -76,6 +76,11 @@ class Task(ABC):
         tasks that read every token state without word labels (seq2seq) override it."""
         return self.level == "token"
 
+    @classmethod
+    def primary_metric_for(cls, config: TaskConfig) -> str:
+        """The primary metric of a task of this type with this config (before it is built)."""
+        return cls.primary_metric
+
     def bind(self, context: BuildContext) -> None:
         """Called before ``build_head`` and ``encode`` with what the model was built from."""
 

@@ -1,24 +1,34 @@
-"""Token classification (BIO tagging): word-level labels on each word's first sub-token.
+"""Token classification: word-level tags on each word's first sub-token.
 
 The other sub-tokens of a word carry no label (-100), as in the BERT NER recipe. With
 ``crf: true`` a linear-chain CRF (pytorch-crf) runs over the first sub-tokens only, trained with
-its negative log-likelihood and decoded with Viterbi.
+its negative log-likelihood and decoded with Viterbi. Viterbi never takes a transition the
+tagging scheme forbids (as AllenNLP's constrained decoding: training stays unconstrained, so a
+sentence cut by max_length or a word lost in tokenization cannot make the gold path
+impossible). ``scheme`` (tag_schemes.py) decides how tags are checked, read as entities and
+scored.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import torch
-from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
-from seqeval.metrics.sequence_labeling import get_entities
+from sklearn.metrics import f1_score
 from torch import nn
 from torch.nn import functional as F
 from torchcrf import CRF
 
+from polytask.config import TaskConfig
+from polytask.tasks import tag_schemes
 from polytask.tasks.base import TASK_TYPES, first_subtoken_positions, label_text
 from polytask.tasks.classification import LabelVocabulary, label_rows, linear_head
+
+log = logging.getLogger(__name__)
+#: Added to the score of a transition the scheme forbids, so that Viterbi never takes it.
+FORBIDDEN = -1e4
 
 
 class TaggingHead(nn.Module):
@@ -29,6 +39,19 @@ class TaggingHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.emissions(features)
+
+
+def constrained(crf: CRF, scheme: str, labels: list[str]) -> CRF:
+    """A copy of ``crf`` whose transitions forbidden by ``scheme`` score FORBIDDEN lower."""
+    n = len(labels)
+    ok = torch.tensor([[tag_schemes.allowed(scheme, a, b) for b in [*labels, None]]
+                       for a in [None, *labels]])  # row 0: the start; column n: the end
+    bias = torch.where(ok, 0.0, FORBIDDEN).to(crf.transitions)
+    out = CRF(n, batch_first=True).to(crf.transitions.device)
+    out.load_state_dict({"start_transitions": crf.start_transitions.detach() + bias[0, :n],
+                         "transitions": crf.transitions.detach() + bias[1:, :n],
+                         "end_transitions": crf.end_transitions.detach() + bias[1:, n]})
+    return out
 
 
 def word_level(emissions: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,10 +67,28 @@ def word_level(emissions: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tens
     return gathered, mask
 
 
+def _fits(sequences: list[list[str]]) -> str:
+    return " or ".join(f"scheme: {s}" for s in tag_schemes.fitting_schemes(sequences)[:2])
+
+
 @TASK_TYPES.register("token_classification")
 class TokenClassification(LabelVocabulary):
     level = "token"
     primary_metric = "f1"
+
+    def __init__(self, config: TaskConfig, labels: list[str] | None = None) -> None:
+        super().__init__(config, labels)
+        self.scheme = config.scheme or tag_schemes.DEFAULT
+        self.primary_metric = self.primary_metric_for(config)  # type: ignore[misc]
+        # Whether Viterbi obeys the scheme: a scheme that was set is enforced on every gold
+        # sequence (parse); the default only when the train tags fit it (fit), so a model
+        # trained on ill-formed bio keeps predicting what its data has.
+        self.constrain = config.scheme is not None
+
+    @classmethod
+    def primary_metric_for(cls, config: TaskConfig) -> str:
+        # Tags without spans (POS) have no entity F1: accuracy over tags, as POS is reported.
+        return "token_accuracy" if config.scheme == "none" else cls.primary_metric
 
     def parse(self, raw: Any, words: list[str] | None) -> tuple[Any, str | None]:
         if raw is None:
@@ -68,7 +109,37 @@ class TokenClassification(LabelVocabulary):
         for tag in tags:
             if problem := self.check_known(tag):
                 return None, problem
-        return tags, None
+        problem = self.check_scheme(tags)
+        return (None, problem) if problem else (tags, None)
+
+    def check_scheme(self, tags: list[str]) -> str | None:
+        """A problem when ``scheme`` was set and ``tags`` do not fit it, naming what fits."""
+        scheme = self.config.scheme
+        if scheme is None:
+            return None
+        if foreign := tag_schemes.foreign_tags(scheme, tags):
+            return (f"tag {foreign[0]!r} is not a tag of scheme {scheme} (prefixes "
+                    f"{', '.join(sorted(tag_schemes.ROLES[scheme].letters))} or O); "
+                    f"these tags fit {_fits([tags])}")
+        at = tag_schemes.ill_formed_at(scheme, tags)
+        if at is not None:
+            where = f"tag {at + 1} ({tags[at]!r})" if at < len(tags) else "the last tag"
+            return (f"{where} breaks scheme {scheme} after {(['start', *tags])[at]!r}; fix the "
+                    f"tags, or set the scheme they follow ({_fits([tags])})")
+        return None
+
+    def fit(self, train_values: list[Any]) -> None:
+        super().fit(train_values)
+        if self.config.scheme is not None:
+            return
+        sequences = [v for v in train_values if v is not None]
+        self.constrain = not tag_schemes.foreign_tags(self.scheme, set(self.labels)) and all(
+            tag_schemes.ill_formed_at(self.scheme, tags) is None for tags in sequences)
+        if not self.constrain:
+            log.warning("task %s: its train tags are not well-formed %s (the default scheme); "
+                        "they fit %s. Set scheme: on the task (docs/token_tasks.md), else "
+                        "entities are read and scored as %s", self.name, self.scheme,
+                        _fits(sequences), self.scheme)
 
     def encode(self, value: Any, word_ids: list[int | None]) -> Any:
         if value is None:
@@ -105,7 +176,8 @@ class TokenClassification(LabelVocabulary):
             # An input whose words all vanish in tokenization (e.g. only control characters)
             # has no position to tag; the CRF needs at least one, so such rows get no path.
             has_words = mask[:, 0]
-            paths = iter(head.crf.decode(emissions[has_words], mask=mask[has_words])
+            crf = constrained(head.crf, self.scheme, self.labels) if self.constrain else head.crf
+            paths = iter(crf.decode(emissions[has_words], mask=mask[has_words])
                          if bool(has_words.any()) else [])
             return [next(paths) if bool(row) else [] for row in has_words]
         best = emissions.argmax(-1)
@@ -127,25 +199,31 @@ class TokenClassification(LabelVocabulary):
             return {**prediction, "tags": self.complete(prediction["tags"], n_words)}
         return prediction + ["O"] * (n_words - len(prediction))
 
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "constrained": self.constrain}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        # Models saved before schemes existed decoded without constraints: they still do.
+        self.constrain = bool(state.get("constrained", False))
+
     def explain(self, logits, word_ids, attention_mask, head: TaggingHead | None = None):
-        out = []
-        for tags in self.decode(logits, word_ids, attention_mask, head):
-            entities = [{"type": kind, "start": start, "end": end + 1}
-                        for kind, start, end in get_entities(tags)]
-            out.append({"tags": tags, "entities": entities})
-        return out
+        if self.scheme == "none":
+            return [{"tags": tags} for tags in self.decode(logits, word_ids, attention_mask, head)]
+        return [{"tags": tags, "entities": tag_schemes.entities(self.scheme, tags)}
+                for tags in self.decode(logits, word_ids, attention_mask, head)]
 
     def metrics(self, predictions: list[Any], golds: list[Any],
                 scores: np.ndarray | None = None) -> dict[str, Any]:
-        pairs = [(p, g) for p, g in zip(predictions, golds)]
-        correct = sum(pt == gt for p, g in pairs for pt, gt in zip(p, g))
-        total = sum(len(g) for _, g in pairs)
-        return {
-            "f1": float(f1_score(golds, predictions, zero_division=0)),
-            "precision": float(precision_score(golds, predictions, zero_division=0)),
-            "recall": float(recall_score(golds, predictions, zero_division=0)),
-            "token_accuracy": correct / total if total else 0.0,
+        pairs = [(pt, gt) for p, g in zip(predictions, golds) for pt, gt in zip(p, g)]
+        total = sum(len(g) for g in golds)
+        result = {"token_accuracy": sum(p == g for p, g in pairs) / total if total else 0.0}
+        if self.scheme != "none":
             # per entity type (seqeval, entity level): what report.html tabulates
-            "report": label_rows(classification_report(golds, predictions, zero_division=0, output_dict=True))
-            if any(get_entities(golds) + get_entities(predictions)) else {},  # none: seqeval warns
-        }
+            report = label_rows(tag_schemes.span_report(self.scheme, golds, predictions))
+            return {**tag_schemes.span_metrics(self.scheme, golds, predictions), **result, "report": report}
+        # Tags are classes of their own (POS): F1 over the tags of gold and predictions.
+        flat_pred, flat_gold = ([p for p, _ in pairs], [g for _, g in pairs])
+        return {**result, **{f"{avg}_f1": float(f1_score(flat_gold, flat_pred, average=avg,
+                                                          zero_division=0))
+                             for avg in ("macro", "micro")}}
