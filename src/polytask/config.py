@@ -15,7 +15,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from polytask.errors import ConfigError
 from polytask.yaml_io import _describe, apply_overrides, read_yaml
 
-DataFormat = Literal["csv", "tsv", "jsonl", "conll", "intent_slot"]
+DataFormat = Literal["csv", "tsv", "jsonl", "conll", "intent_slot", "parquet", "arrow"]
+SPLITS = ("train", "dev", "test")
+#: Other names of a split, as Hugging Face spells them (``DatasetDict["validation"]``).
+SPLIT_ALIASES = {"validation": "dev"}
+_SUFFIX_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl", "conll": "conll",
+                   "bio": "conll", "txt": "conll", "parquet": "parquet", "arrow": "arrow"}
+#: Files that ``datasets.Dataset.save_to_disk`` writes in its folder.
+SAVE_TO_DISK_FILES = ("state.json", "dataset_info.json")
+
+
+def canonical_split(name: str) -> str:
+    """``validation`` -> ``dev``; other names unchanged."""
+    return SPLIT_ALIASES.get(name, name)
+
+
+def is_table(value: Any) -> bool:
+    """An in-memory split: a ``datasets.Dataset`` or a pandas DataFrame (anything with columns
+    that is not a path)."""
+    return not isinstance(value, (str, Path, type(None), dict, list)) and (
+        hasattr(value, "column_names") or hasattr(value, "columns"))
 #: ``model.encoder`` value of the feature-column encoder (models/tabular.py).
 TABULAR = "tabular"
 
@@ -25,7 +44,11 @@ class Strict(BaseModel):
 
 
 class DatasetConfig(Strict):
-    """Where one set of inputs lives. Tasks that name the same dataset share its inputs."""
+    """Where one set of inputs lives. Tasks that name the same dataset share its inputs.
+
+    A split is a path or, from Python, an in-memory ``datasets.Dataset`` / pandas DataFrame
+    (kept in ``tables``, shown in a dumped config as ``<in-memory ...>``); a whole
+    ``DatasetDict`` may stand for the dataset. ``validation`` is another name for ``dev``."""
 
     format: DataFormat | None = Field(None, description="inferred from the train file's extension")
     train: Path
@@ -40,6 +63,44 @@ class DatasetConfig(Strict):
         None, description="tabular inputs (model.encoder: tabular): columns of category values, e.g. IDs")
     numeric: list[str] | None = Field(
         None, description="tabular inputs: columns of numbers (bucketised by their train quantiles)")
+    header: bool = Field(True, description="csv/tsv: the first row names the columns")
+    columns: list[str] | None = Field(
+        None, description="csv/tsv without a header: the name of each column, in order (or use "
+        "0-based positions in text:/label:)")
+    quoting: Literal["minimal", "none"] = Field(
+        "minimal", description="csv/tsv: 'minimal' reads \"...\" as a quoted cell; 'none' reads "
+        "quotes as text (TSV corpora such as GLUE)")
+    labels_file: Path | dict[str, Path] | None = Field(
+        None, description="label names for integer label ids: a file with the name of id i on line "
+        "i+1, for every label column, or {label column: file}")
+    tables: dict[str, Any] = Field(default_factory=dict, exclude=True,
+                                   description="in-memory splits (from Python): split -> table")
+
+    @field_validator("text", "text_pair", "tokens", mode="before")
+    @classmethod
+    def _position(cls, value: Any) -> Any:
+        """``text: 0``: a 0-based column position of a file without a header."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _splits_in(cls, value: Any) -> Any:
+        """``validation`` -> ``dev``; in-memory tables move to ``tables`` (a placeholder path stays)."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)  # a DatasetDict is a dict of splits
+        for alias, split in SPLIT_ALIASES.items():
+            if alias in value:
+                if split in value:
+                    raise ValueError(f"both {split}: and {alias}: are set; they name the same split, keep one")
+                value[split] = value.pop(alias)
+        tables = {split: value[split] for split in SPLITS if is_table(value.get(split))}
+        for split, table in tables.items():
+            value[split] = f"<in-memory {type(table).__name__} {split}>"
+        if tables:
+            value["tables"] = tables
+            value.setdefault("format", "arrow")
+        return value
 
     @property
     def is_tabular(self) -> bool:
@@ -54,35 +115,42 @@ class DatasetConfig(Strict):
     @model_validator(mode="after")
     def _infer_format(self) -> DatasetConfig:
         if self.format is None:
-            suffix = self.train.suffix.lower().lstrip(".")
-            inferred = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl",
-                        "conll": "conll", "bio": "conll", "txt": "conll"}.get(suffix)
-            if inferred is None and self.train.suffix == "":
-                inferred = "intent_slot"
-            if inferred is None:
-                raise ValueError(
-                    f"cannot infer the format of {self.train}; set format: to one of "
-                    "csv, tsv, jsonl, conll, intent_slot"
-                )
-            self.format = inferred  # type: ignore[assignment]
+            self.format = _infer_format(self.train)  # type: ignore[assignment]
         if self.is_tabular:
             columns = self.input_columns()
-            if self.format not in ("csv", "tsv", "jsonl"):
-                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv or jsonl "
-                                 f"file, not format {self.format}")
+            if self.format not in ("csv", "tsv", "jsonl", "parquet", "arrow"):
+                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv, jsonl, "
+                                 f"parquet or arrow file, not format {self.format}")
             if len(set(columns)) != len(columns):
                 raise ValueError(f"a feature column is listed twice in categorical:/numeric: {columns}")
+        if self.columns is not None and self.header:
+            raise ValueError("columns: names the columns of a file without a header; set header: false "
+                             "too (a file with a header names its own columns)")
         return self
 
     def split_path(self, split: str) -> Path | None:
-        return {"train": self.train, "dev": self.dev, "test": self.test}[split]
+        return {"train": self.train, "dev": self.dev, "test": self.test}[canonical_split(split)]
+
+
+def _infer_format(train: Path) -> str:
+    """The format a train path's extension (or folder) names; ValueError if it names none."""
+    if train.is_dir() and any((train / name).is_file() for name in SAVE_TO_DISK_FILES):
+        return "arrow"  # a datasets save_to_disk folder
+    inferred = _SUFFIX_FORMATS.get(train.suffix.lower().lstrip("."))
+    if inferred is None and train.suffix == "":
+        inferred = "intent_slot"
+    if inferred is None:
+        raise ValueError(f"cannot infer the format of {train}; set format: to one of "
+                         "csv, tsv, jsonl, conll, intent_slot, parquet, arrow")
+    return inferred
 
 
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     type: str
     dataset: str
-    label: str = Field(description="column (or field) holding this task's label")
+    label: str = Field(description="column (or field) holding this task's label; a 0-based "
+                       "position for a file without a header")
     labels: list[str] | None = Field(None, description="declared label set; others are errors")
     label_separator: str = Field("|", description="multi-label: separator inside a string cell")
     normalize_target: bool = Field(False, description="regression: standardise targets")
@@ -96,6 +164,11 @@ class TaskConfig(Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
     decoder_layers: int | None = Field(None, ge=1, description="seq2seq on an encoder-only "
                                        "checkpoint: keep the decoder's bottom k layers (default all)")
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _position(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class SharingConfig(Strict):
@@ -297,6 +370,9 @@ class RunConfig(Strict):
                 f"train.select_on must be 'mean', a task name or 'task/metric', got {self.train.select_on!r}"
             )
         self._check_tabular()
+        for name, dataset in self.datasets.items():  # in-memory splits are named in errors
+            for split, table in dataset.tables.items():
+                setattr(dataset, split, Path(f"<in-memory {type(table).__name__} {name}/{split}>"))
         return self
 
     def _check_tabular(self) -> None:
@@ -324,10 +400,16 @@ class RunConfig(Strict):
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     for dataset in config.datasets.values():
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             path = getattr(dataset, split)
-            if path is not None and not path.is_absolute():
+            if path is not None and split not in dataset.tables and not path.is_absolute():
                 setattr(dataset, split, (base / path).resolve())
+        if dataset.format == "intent_slot" and _infer_format(dataset.train) == "arrow":
+            dataset.format = "arrow"  # a save_to_disk folder, found once its path is resolved
+        if isinstance(dataset.labels_file, dict):
+            dataset.labels_file = {k: base / v for k, v in dataset.labels_file.items()}
+        elif dataset.labels_file is not None:
+            dataset.labels_file = base / dataset.labels_file
     encoder = Path(config.model.encoder)
     if config.model.encoder not in ("embedded", TABULAR) and not encoder.is_absolute() and (base / encoder).exists():
         config.model.encoder = str((base / encoder).resolve())
