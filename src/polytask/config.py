@@ -6,6 +6,7 @@ one, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,18 @@ SAVE_TO_DISK_FILES = ("state.json", "dataset_info.json")
 def canonical_split(name: str) -> str:
     """``validation`` -> ``dev``; other names unchanged."""
     return SPLIT_ALIASES.get(name, name)
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    """A split of a Hugging Face Hub dataset (``hub:``), loaded when the data is read."""
+
+    name: str
+    config: str | None
+    split: str
+
+    def __str__(self) -> str:
+        return f"<hub {self.name}{'/' + self.config if self.config else ''} split {self.split}>"
 
 
 def is_table(value: Any) -> bool:
@@ -73,6 +86,11 @@ class DatasetConfig(Strict):
     labels_file: Path | dict[str, Path] | None = Field(
         None, description="label names for integer label ids: a file with the name of id i on line "
         "i+1, for every label column, or {label column: file}")
+    hub: str | None = Field(None, description="a Hugging Face Hub dataset name, loaded with "
+                            "datasets.load_dataset (needs allow_download: true); train:/validation:/"
+                            "test: then name its splits (default train and validation)")
+    hub_config: str | None = Field(None, description="hub: the dataset's configuration, e.g. sst2 of glue")
+    allow_download: bool = Field(False, description="let datasets fetch the hub: dataset")
     tables: dict[str, Any] = Field(default_factory=dict, exclude=True,
                                    description="in-memory splits (from Python): split -> table")
 
@@ -97,6 +115,11 @@ class DatasetConfig(Strict):
         tables = {split: value[split] for split in SPLITS if is_table(value.get(split))}
         for split, table in tables.items():
             value[split] = f"<in-memory {type(table).__name__} {split}>"
+        if value.get("hub"):
+            if not any(value.get(split) for split in SPLITS):
+                value.update(train="train", dev="validation")
+            tables = {split: HubSplit(str(value["hub"]), value.get("hub_config"), str(value[split]))
+                      for split in SPLITS if value.get(split) is not None}
         if tables:
             value["tables"] = tables
             value.setdefault("format", "arrow")
@@ -123,6 +146,10 @@ class DatasetConfig(Strict):
                                  f"parquet or arrow file, not format {self.format}")
             if len(set(columns)) != len(columns):
                 raise ValueError(f"a feature column is listed twice in categorical:/numeric: {columns}")
+        if self.hub and not self.allow_download:
+            raise ValueError(f"hub: {self.hub} is loaded with datasets.load_dataset, which downloads "
+                             "it; set allow_download: true on the dataset, or save it locally "
+                             "(save_to_disk) and point train:/validation: at the folders")
         if self.columns is not None and self.header:
             raise ValueError("columns: names the columns of a file without a header; set header: false "
                              "too (a file with a header names its own columns)")
@@ -372,6 +399,8 @@ class RunConfig(Strict):
         self._check_tabular()
         for name, dataset in self.datasets.items():  # in-memory splits are named in errors
             for split, table in dataset.tables.items():
+                if isinstance(table, HubSplit):
+                    continue  # the hub's split name stays, so the dumped config reloads
                 setattr(dataset, split, Path(f"<in-memory {type(table).__name__} {name}/{split}>"))
         return self
 

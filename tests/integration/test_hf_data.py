@@ -126,3 +126,17 @@ def test_both_dev_and_validation_is_an_error(tmp_path, tiny_encoder):
     with pytest.raises(ConfigError, match="same split"):
         polytask.validate_data(config(tmp_path, tiny_encoder, {"train": dev, "dev": dev,
                                                                 "validation": dev}))
+
+
+def test_hub_dataset_needs_allow_download(tmp_path, tiny_encoder):
+    from polytask.config import HubSplit, parse_config
+    from polytask.errors import ConfigError
+
+    raw = config(tmp_path, tiny_encoder, {"hub": "glue", "hub_config": "sst2", "text": "sentence"})
+    with pytest.raises(ConfigError, match="allow_download: true"):
+        polytask.validate_data(raw)
+    raw["datasets"]["toy"]["allow_download"] = True
+    dataset = parse_config(raw).datasets["toy"]
+    assert dataset.tables == {"train": HubSplit("glue", "sst2", "train"),
+                              "dev": HubSplit("glue", "sst2", "validation")}
+    assert str(dataset.train) == "train"  # the dumped config names the hub split and reloads

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from polytask.config import DatasetConfig
+from polytask.config import DatasetConfig, HubSplit
 from polytask.data.cells import build_record
 from polytask.data.reading import issue
 from polytask.data.records import Record
@@ -34,7 +34,11 @@ def read_table_file(path: Path, dataset: DatasetConfig, labels: list[str], split
 
 def read_memory(table: Any, source: str, dataset: DatasetConfig, labels: list[str],
                 split_words: bool, issues: list[DataIssue]) -> list[Record]:
-    """An in-memory ``datasets.Dataset`` or pandas DataFrame."""
+    """An in-memory ``datasets.Dataset`` or pandas DataFrame, or a split of a ``hub:`` dataset."""
+    if isinstance(table, HubSplit):
+        source, table = str(table), _load_hub(table, issues)
+        if table is None:
+            return []
     columns = list(getattr(table, "column_names", None) or getattr(table, "columns", []))
     missing = [c for c in dataset.input_columns() if c not in columns]
     for column in [*missing, *(c for c in labels if c not in columns)]:
@@ -79,6 +83,21 @@ def _load(path: Path, issues: list[DataIssue]) -> Any:
                                 "write it with datasets (save_to_disk, to_parquet) or pyarrow, or "
                                 "set format: to the file's real format"))
         return None
+
+
+def _load_hub(split: HubSplit, issues: list[DataIssue]) -> Any:
+    """``datasets.load_dataset`` (the config allowed the download); a failure is an issue."""
+    try:
+        import datasets
+
+        return datasets.load_dataset(split.name, split.config, split=split.split)
+    except ImportError:
+        issues.append(DataIssue(str(split), None, "hub", "hub: needs the datasets library", _INSTALL))
+    except Exception as exc:  # noqa: BLE001 - no network, unknown name or split: all reported
+        issues.append(DataIssue(str(split), None, "hub", f"cannot load it: {type(exc).__name__}: "
+                                f"{exc}", "check the name, hub_config: and split names, and the "
+                                "network; or save the dataset locally and point the splits at it"))
+    return None
 
 
 def _rows(table: Any) -> Iterator[dict[str, Any]]:
