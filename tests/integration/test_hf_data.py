@@ -76,7 +76,7 @@ def test_train_from_parquet_written_by_pyarrow(tmp_path, tiny_encoder):
     table = pa.table({"text": data["text"], "color": [COLORS[i] for i in data["color"]]})
     pq.write_table(table, tmp_path / "train.parquet")
     raw = config(tmp_path, tiny_encoder, {"train": str(tmp_path / "train.parquet")}, max_steps=1)
-    assert polytask.validate_data(raw)["toy"]["train"] == 24
+    assert polytask.validate_data(raw)["toy"]["train"] == {"rows": 24, "usable": {"color": 24}}
     polytask.train(raw)
     assert (tmp_path / "run" / "model").is_dir()
 
@@ -84,7 +84,8 @@ def test_train_from_parquet_written_by_pyarrow(tmp_path, tiny_encoder):
 def test_train_from_save_to_disk_folder(tmp_path, tiny_encoder):
     datasets.Dataset.from_dict(rows(24), features=FEATURES).save_to_disk(tmp_path / "train")
     raw = config(tmp_path, tiny_encoder, {"train": str(tmp_path / "train")}, max_steps=1)
-    assert polytask.validate_data(raw)["toy"]["train"] == 24  # not read as an intent_slot folder
+    # not read as an intent_slot folder:
+    assert polytask.validate_data(raw)["toy"]["train"] == {"rows": 24, "usable": {"color": 24}}
     polytask.train(raw)
     [prediction] = polytask.predict(tmp_path / "run" / "model", ["a green bird"])
     assert prediction["color"]["label"] in COLORS  # ClassLabel names, kept by save_to_disk
