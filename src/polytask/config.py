@@ -142,8 +142,8 @@ class DatasetConfig(Strict):
         if self.is_tabular:
             columns = self.input_columns()
             if self.format not in ("csv", "tsv", "jsonl", "parquet", "arrow"):
-                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv, jsonl, "
-                                 f"parquet or arrow file, not format {self.format}")
+                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv or jsonl "
+                                 f"file or a parquet/arrow table, not format {self.format}")
             if len(set(columns)) != len(columns):
                 raise ValueError(f"a feature column is listed twice in categorical:/numeric: {columns}")
         if self.hub and not self.allow_download:
