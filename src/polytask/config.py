@@ -431,7 +431,8 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     for dataset in config.datasets.values():
         for split in SPLITS:
             path = getattr(dataset, split)
-            if path is not None and split not in dataset.tables and not path.is_absolute():
+            kept = split in dataset.tables or str(path).startswith("<in-memory")  # no file
+            if path is not None and not kept and not path.is_absolute():
                 setattr(dataset, split, (base / path).resolve())
         if dataset.format == "intent_slot" and _infer_format(dataset.train) == "arrow":
             dataset.format = "arrow"  # a save_to_disk folder, found once its path is resolved

@@ -141,3 +141,12 @@ def test_hub_dataset_needs_allow_download(tmp_path, tiny_encoder):
     assert dataset.tables == {"train": HubSplit("glue", "sst2", "train"),
                               "dev": HubSplit("glue", "sst2", "validation")}
     assert str(dataset.train) == "train"  # the dumped config names the hub split and reloads
+
+
+def test_saved_config_of_an_in_memory_run_says_what_to_pass(dict_run):
+    from polytask.config import load_config
+    from polytask.data.validation import validate
+
+    folder, _ = dict_run
+    with pytest.raises(DataValidationError, match="in-memory table passed from Python"):
+        validate(load_config(folder / "run" / "config.yaml"))

@@ -49,6 +49,11 @@ def read_split(dataset: DatasetConfig, split: str, label_columns: list[str], *,
                               "use sequence-level tasks (classification, regression...) on it")]
     issues: list[DataIssue] = []
     labels = list(dict.fromkeys(label_columns))
+    if split not in dataset.tables and str(path).startswith("<in-memory"):
+        return [], [DataIssue(str(path), None, "file", "this split was an in-memory table passed "
+                              "from Python, and a config file cannot hold it", "pass the config as "
+                              "a dict with the Dataset/DataFrame again (polytask.evaluate(model, "
+                              "config=...)), or save the split (to_parquet) and name the file")]
     if split in dataset.tables:
         records = read_memory(dataset.tables[split], str(path), dataset, labels, split_words, issues)
     else:
