@@ -147,6 +147,7 @@ def report(run_dir: str | Path, relatedness: str | Path | None = None) -> Path:
 def list_members() -> dict[str, list[str]]:
     """``polytask list``: every registered member of each pluggable family, ``{family: [names]}``
     (sharing strategies, task types, weighting methods, samplers, data formats...)."""
+    import polytask.data.readers  # noqa: F401 - registers data formats
     import polytask.sampling  # noqa: F401 - registers samplers
     import polytask.sharing  # noqa: F401 - registers sharing strategies
     import polytask.tasks  # noqa: F401 - registers task types

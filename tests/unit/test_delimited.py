@@ -73,3 +73,10 @@ def test_integer_positions_in_a_config_and_columns_need_header_false(tmp_path):
     assert config.datasets["d"].text == "0" and config.tasks[0].label == "1"
     with pytest.raises(ValueError, match="header: false"):
         DatasetConfig(train=path, columns=["text", "label"])
+
+
+def test_every_format_is_a_registered_member():
+    import polytask
+
+    assert polytask.list_members()["data format"] == [
+        "arrow", "conll", "csv", "intent_slot", "jsonl", "parquet", "tsv"]

@@ -26,7 +26,7 @@ from polytask.registry import family
 
 _Reader = Callable[[Path, DatasetConfig, list[str], bool, list[DataIssue]], list[Record]]
 #: Data formats by name (``polytask list``): ``format:`` of a dataset picks one.
-READERS = family("data_format")
+READERS = family("data format")
 
 
 def read_split(dataset: DatasetConfig, split: str, label_columns: list[str], *,
