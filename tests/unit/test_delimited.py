@@ -80,3 +80,12 @@ def test_every_format_is_a_registered_member():
 
     assert polytask.list_members()["data format"] == [
         "arrow", "conll", "csv", "intent_slot", "jsonl", "parquet", "tsv"]
+
+
+def test_csv_merge_is_a_warning_with_its_line_and_the_row_kept(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_text('text,label\n"opens here,a\nrow two,b\nends" here,c\nlast,d\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="polytask"):
+        records, issues = read_split(DatasetConfig(train=path), "train", ["label"])
+    assert issues == [] and [r.line for r in records] == [2, 5]
+    assert f"{path}:2:" in caplog.text and "runs to line 4" in caplog.text
