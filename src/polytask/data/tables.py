@@ -101,8 +101,8 @@ def _load_hub(split: HubSplit, issues: list[DataIssue]) -> Any:
 
 
 def _rows(table: Any) -> Iterator[dict[str, Any]]:
-    if hasattr(table, "to_dict") and hasattr(table, "columns") and not hasattr(table, "features"):
-        yield from table.to_dict(orient="records")  # pandas
+    if type(table).__module__.startswith("pandas"):
+        yield from table.to_dict(orient="records")
     else:
         yield from table
 
