@@ -106,6 +106,10 @@ class DatasetConfig(Strict):
                 if split in value:
                     raise ValueError(f"both {split}: and {alias}: are set; they name the same split, keep one")
                 value[split] = value.pop(alias)
+        for split in SPLITS:
+            if isinstance(value.get(split), dict) and any(map(is_table, value[split].values())):
+                raise ValueError(f"{split}: is a DatasetDict; give one split (dsd[{split!r}]), or "
+                                 "the DatasetDict itself as the dataset: {**dsd, 'text': ...}")
         tables = {split: value[split] for split in SPLITS if is_table(value.get(split))}
         for split, table in tables.items():
             value[split] = f"<in-memory {type(table).__name__} {split}>"

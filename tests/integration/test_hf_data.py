@@ -150,3 +150,11 @@ def test_saved_config_of_an_in_memory_run_says_what_to_pass(dict_run):
     folder, _ = dict_run
     with pytest.raises(DataValidationError, match="in-memory table passed from Python"):
         validate(load_config(folder / "run" / "config.yaml"))
+
+
+def test_a_datasetdict_as_one_split_says_how_to_pass_it(tmp_path, tiny_encoder):
+    from polytask.errors import ConfigError
+
+    dsd = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows(4), features=FEATURES))
+    with pytest.raises(ConfigError, match=r"train: is a DatasetDict; give one split \(dsd\['train'\]\)"):
+        polytask.validate_data(config(tmp_path, tiny_encoder, {"train": dsd}))
