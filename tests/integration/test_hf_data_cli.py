@@ -49,3 +49,17 @@ def test_quoting_none_reads_every_row_and_says_what_is_skipped(tmp_path, tiny_en
     code, out, err = run(monkeypatch, capsys, "validate-data", config)
     assert code == 0, err
     assert "train: 200 rows read; score 199 usable, 1 skipped (no label)" in out and "data OK" in out
+
+
+def test_evaluate_split_validation_on_the_command_line(tmp_path, tiny_encoder, monkeypatch, capsys):
+    config = sts_config(tmp_path, tiny_encoder, quoting="none", validation="sts.tsv")
+    raw = yaml.safe_load(open(config, encoding="utf-8"))
+    raw["model"]["max_length"] = 32
+    raw["train"] = {"output_dir": str(tmp_path / "run"), "max_steps": 1, "batch_size": 8,
+                    "progress": False}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert run(monkeypatch, capsys, "train", config)[0] == 0
+    code, out, err = run(monkeypatch, capsys, "evaluate", tmp_path / "run" / "model",
+                         "--split", "validation", "--output", tmp_path / "m.json")
+    assert code == 0, err
+    assert list(yaml.safe_load((tmp_path / "m.json").read_text())) == ["dev"]
