@@ -43,9 +43,11 @@ def demo_config_path() -> Path:
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = None,
           resume: bool = False, init_from: str | Path | None = None,
           overwrite: bool = False) -> dict[str, Any]:
-    """Train every task of a config (a RunConfig, a YAML path, or a dict). An output_dir that
-    holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (remove that run's
-    files, never others: polytask.training.run_dir); with ``init_from``
+    """Train every task of a config (a RunConfig, a YAML path, or a dict). In a dict, a split
+    may be a ``datasets.Dataset`` or pandas DataFrame and a dataset a ``DatasetDict``
+    (``validation`` is ``dev``): ``{"datasets": {"sst2": {**dsd, "text": "sentence"}}}``. An
+    output_dir that holds a run is refused unless ``resume`` (continue it) or ``overwrite``
+    (remove that run's files, never others: polytask.training.run_dir). With ``init_from``
     continue training a saved model, promoted only if no task's dev score drops (see
     ``train.promotion_tolerance``); the decision is in ``results["promotion"]``."""
     from polytask.evaluation.report import write_report_quietly
@@ -65,11 +67,13 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
 
 
 def validate_data(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> dict:
-    """Read and check every data file of a config; raises DataValidationError listing all problems."""
-    from polytask.data.validation import validate
+    """Read and check every data file (or in-memory table) of a config; raises
+    DataValidationError listing all problems. Returns, per dataset and split, the rows read
+    and the rows each task can use: ``{dataset: {split: {"rows": n, "usable": {task: n}}}}``."""
+    from polytask.data.validation import summary, validate
 
-    records = validate(_config(config, overrides))
-    return {ds: {split: len(rows) for split, rows in splits.items()} for ds, splits in records.items()}
+    run_config = _config(config, overrides)
+    return summary(run_config, validate(run_config))
 
 
 def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None = None,
@@ -147,6 +151,7 @@ def report(run_dir: str | Path, relatedness: str | Path | None = None) -> Path:
 def list_members() -> dict[str, list[str]]:
     """``polytask list``: every registered member of each pluggable family, ``{family: [names]}``
     (sharing strategies, task types, weighting methods, samplers, data formats...)."""
+    import polytask.data.readers  # noqa: F401 - registers data formats
     import polytask.sampling  # noqa: F401 - registers samplers
     import polytask.sharing  # noqa: F401 - registers sharing strategies
     import polytask.tasks  # noqa: F401 - registers task types

@@ -108,9 +108,13 @@ def validate_data(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check every data file of CONFIG and list all problems at once (exit 2 if any)."""
     from polytask.api import validate_data as check
 
-    counts = check(config, set_ or [])
-    for dataset, splits in counts.items():
-        out.print(f"{dataset}: " + ", ".join(f"{split} {n}" for split, n in splits.items()))
+    for dataset, splits in check(config, set_ or []).items():
+        out.print(f"{dataset}:")
+        for split, seen in splits.items():
+            usable = "; ".join(f"{task} {n} usable" + (f", {seen['rows'] - n} skipped (no label)"
+                                                        if n < seen["rows"] else "")
+                               for task, n in seen["usable"].items())
+            out.print(f"  {split}: {seen['rows']} rows read; {usable}")
     out.print("[green]data OK[/]")
 
 

@@ -10,79 +10,32 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from polytask.dataset_config import (  # noqa: F401 - re-exported: config is where callers look
+    SPLIT_ALIASES,
+    SPLITS,
+    DataFormat,
+    DatasetConfig,
+    HubSplit,
+    Strict,
+    canonical_split,
+    is_table,
+    resolve_paths,
+)
 from polytask.errors import ConfigError
 from polytask.yaml_io import _describe, apply_overrides, read_yaml
 
-DataFormat = Literal["csv", "tsv", "jsonl", "conll", "intent_slot"]
 #: ``model.encoder`` value of the feature-column encoder (models/tabular.py).
 TABULAR = "tabular"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class DatasetConfig(Strict):
-    """Where one set of inputs lives. Tasks that name the same dataset share its inputs."""
-
-    format: DataFormat | None = Field(None, description="inferred from the train file's extension")
-    train: Path
-    dev: Path | None = None
-    test: Path | None = None
-    text: str = Field("text", description="column holding the input text")
-    text_pair: str | None = Field(None, description="column holding a second text (pair tasks)")
-    tokens: str | None = Field(
-        None, description="column holding pre-split words (a list, or a space-separated string)"
-    )
-    categorical: list[str] | None = Field(
-        None, description="tabular inputs (model.encoder: tabular): columns of category values, e.g. IDs")
-    numeric: list[str] | None = Field(
-        None, description="tabular inputs: columns of numbers (bucketised by their train quantiles)")
-
-    @property
-    def is_tabular(self) -> bool:
-        return bool(self.categorical or self.numeric)
-
-    def input_columns(self) -> list[str]:
-        """The columns a record's input is read from: feature columns, or the text column(s)."""
-        if self.is_tabular:
-            return [*(self.categorical or []), *(self.numeric or [])]
-        return [self.tokens or self.text, *([self.text_pair] if self.text_pair else [])]
-
-    @model_validator(mode="after")
-    def _infer_format(self) -> DatasetConfig:
-        if self.format is None:
-            suffix = self.train.suffix.lower().lstrip(".")
-            inferred = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl",
-                        "conll": "conll", "bio": "conll", "txt": "conll"}.get(suffix)
-            if inferred is None and self.train.suffix == "":
-                inferred = "intent_slot"
-            if inferred is None:
-                raise ValueError(
-                    f"cannot infer the format of {self.train}; set format: to one of "
-                    "csv, tsv, jsonl, conll, intent_slot"
-                )
-            self.format = inferred  # type: ignore[assignment]
-        if self.is_tabular:
-            columns = self.input_columns()
-            if self.format not in ("csv", "tsv", "jsonl"):
-                raise ValueError(f"categorical:/numeric: feature columns need a csv, tsv or jsonl "
-                                 f"file, not format {self.format}")
-            if len(set(columns)) != len(columns):
-                raise ValueError(f"a feature column is listed twice in categorical:/numeric: {columns}")
-        return self
-
-    def split_path(self, split: str) -> Path | None:
-        return {"train": self.train, "dev": self.dev, "test": self.test}[split]
 
 
 class TaskConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     type: str
     dataset: str
-    label: str = Field(description="column (or field) holding this task's label")
+    label: str = Field(description="column (or field) holding this task's label; a 0-based "
+                       "position for a file without a header")
     labels: list[str] | None = Field(None, description="declared label set; others are errors")
     label_separator: str = Field("|", description="multi-label: separator inside a string cell")
     normalize_target: bool = Field(False, description="regression: standardise targets")
@@ -99,6 +52,11 @@ class TaskConfig(Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="seq2seq: of the cross-entropy")
     decoder_layers: int | None = Field(None, ge=1, description="seq2seq on an encoder-only "
                                        "checkpoint: keep the decoder's bottom k layers (default all)")
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _position(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class SharingConfig(Strict):
@@ -303,6 +261,11 @@ class RunConfig(Strict):
                 f"train.select_on must be 'mean', a task name or 'task/metric', got {self.train.select_on!r}"
             )
         self._check_tabular()
+        for name, dataset in self.datasets.items():  # in-memory splits are named in errors
+            for split, table in dataset.tables.items():
+                if isinstance(table, HubSplit):
+                    continue  # the hub's split name stays, so the dumped config reloads
+                setattr(dataset, split, Path(f"<in-memory {type(table).__name__} {name}/{split}>"))
         return self
 
     def _check_tabular(self) -> None:
@@ -330,10 +293,7 @@ class RunConfig(Strict):
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     for dataset in config.datasets.values():
-        for split in ("train", "dev", "test"):
-            path = getattr(dataset, split)
-            if path is not None and not path.is_absolute():
-                setattr(dataset, split, (base / path).resolve())
+        resolve_paths(dataset, base)
     encoder = Path(config.model.encoder)
     if config.model.encoder not in ("embedded", TABULAR) and not encoder.is_absolute() and (base / encoder).exists():
         config.model.encoder = str((base / encoder).resolve())

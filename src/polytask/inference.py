@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from polytask.config import RunConfig
+from polytask.config import SPLIT_ALIASES, SPLITS, RunConfig, canonical_split
 from polytask.data.features import build_features
 from polytask.data.jsonl import json_lines
 from polytask.data.records import Record, split_words
@@ -17,8 +17,6 @@ from polytask.models.predictor import Predictor
 from polytask.tasks.seq2seq import generation_options
 from polytask.training.setup import pick_device
 
-
-SPLITS = ("train", "dev", "test")
 
 
 def check_output_file(path: Path | None, option: str, example: str) -> None:
@@ -32,10 +30,13 @@ def check_output_file(path: Path | None, option: str, example: str) -> None:
         raise ConfigError(f"{option} {path}: {parent} is a file, not a directory; choose another path")
 
 
-def check_splits(splits: tuple[str, ...]) -> None:
-    unknown = [s for s in splits if s not in SPLITS]
+def check_splits(splits: tuple[str, ...]) -> tuple[str, ...]:
+    """The splits with ``validation`` read as ``dev``; ConfigError naming any unknown one."""
+    unknown = [s for s in splits if canonical_split(s) not in SPLITS]
     if unknown:
-        raise ConfigError(f"--split {', '.join(unknown)}: unknown split; choose from {', '.join(SPLITS)}")
+        raise ConfigError(f"--split {', '.join(unknown)}: unknown split; choose from "
+                          f"{', '.join([*SPLITS, *SPLIT_ALIASES])}")
+    return tuple(dict.fromkeys(canonical_split(s) for s in splits))
 
 
 def load_model(model_dir: str | Path, device: str = "auto", trust_remote_code: bool = False) -> MultiTaskModel:
@@ -91,7 +92,7 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
 def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, ...] = ("test",),
                    batch_size: int = 128) -> dict[str, dict[str, Any]]:
     """Metrics of a saved model on the config's data, using the model's own label maps."""
-    check_splits(splits)
+    splits = check_splits(splits)
     missing = [t.name for t in config.tasks if t.name not in model.tasks]
     if missing:
         raise ConfigError(f"the config has task(s) {missing} that the model does not: {list(model.tasks)}")

@@ -19,6 +19,8 @@ HINTS = {
     "utf8": "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 old > new)",
     "no_records": "add examples, or fix the path of this split in the config",
     "cells": "quote cells that contain the delimiter, or add the missing cells (empty is fine)",
+    "quoting": "set quoting: none on the dataset if quotes in this file are plain text (TSV "
+               "corpora), or close the quote",
     "input_column": "rename the column in the file, or set text:/tokens:/text_pair: (or "
                     "categorical:/numeric:) on the dataset to present columns",
     "label_column": "add the column (empty cells are fine: unlabelled rows), or fix the task's "

@@ -119,3 +119,15 @@ def _warn_unseen_labels(tasks: list[Task], values: dict[str, dict[str, list[Any]
                 log.warning("task %r: %s has labels never seen in train (the metrics count "
                             "them as mistakes): %s", task.name, split,
                             ", ".join(f"{label} ({n})" for label, n in unseen))
+
+
+def summary(config: RunConfig, data: Splits) -> dict[str, dict[str, dict[str, Any]]]:
+    """What ``validate-data`` prints: per dataset and split, the rows read and, per task, the
+    rows it can use (a row without that task's label is skipped for it: a partial label)."""
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, splits in data.items():
+        tasks = config.tasks_of(name)
+        result[name] = {split: {"rows": len(records), "usable": {
+            task.name: sum(r.fields.get(task.label) is not None for r in records) for task in tasks}}
+            for split, records in splits.items()}
+    return result
