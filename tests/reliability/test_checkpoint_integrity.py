@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import os
+import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,8 +38,8 @@ def flip_byte(path: Path, offset_from_end: int = 16) -> None:
     path.write_bytes(bytes(data))
 
 
-def same_size_garbage(path: Path) -> None:
-    path.write_bytes(os.urandom(path.stat().st_size))
+def same_size_garbage(path: Path, seed: int = 0) -> None:
+    path.write_bytes(random.Random(seed).randbytes(path.stat().st_size))
 
 
 @pytest.mark.parametrize("damage", [
@@ -77,12 +78,12 @@ def test_old_manifest_without_hashes_still_resumes(run, caplog):
     assert "sha256" in (out / "checkpoints" / "step-00000004" / "manifest.json").read_text()
 
 
-@pytest.mark.parametrize("name", ["state.pt", "model.safetensors"])
-def test_garbage_under_an_old_manifest_is_a_clear_error_not_a_traceback(run, name, monkeypatch, capsys):
+@pytest.mark.parametrize("name,seed", [("state.pt", s) for s in range(4)] + [("model.safetensors", 0)])
+def test_garbage_under_an_old_manifest_is_a_clear_error_not_a_traceback(run, name, seed):
     raw, out = run
     newest = out / "checkpoints" / "step-00000004"
     strip_hashes(newest)  # sizes only: the garbage passes, loading must report it
-    same_size_garbage(newest / name)
+    same_size_garbage(newest / name, seed)
     with pytest.raises(CheckpointError, match=rf"{newest / name}.*corrupt|{newest / name}.*unreadable") as raised:
         train(parse_config(raw), resume=True)
     assert "could run code" not in str(raised.value)

@@ -221,8 +221,11 @@ def restore_interrupted_save(directory: Path) -> None:
 
 def check_integrity(directory: Path) -> None:
     """A model dir with a manifest (saved by polytask >= manifests) must match it."""
-    if manifest.read_manifest(directory) is None:
-        return  # saved before manifests existed: the strict weight load is the check
+    if manifest.read_manifest(directory) is None:  # saved before manifests: the strict load checks
+        if (directory / manifest.MANIFEST).exists():
+            log.warning("%s is unreadable: the files of %s are not checked against their sha256",
+                        directory / manifest.MANIFEST, directory)
+        return
     if found := manifest.problems(directory):
         raise ModelDirError(f"{directory}: damaged, {'; '.join(found)}. Restore it from a copy or "
                             "retrain; if you changed these files on purpose, delete "

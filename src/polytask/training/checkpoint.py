@@ -125,9 +125,9 @@ def _load_state(path: Path, device: torch.device, fix: str) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: refused, it holds objects other than tensors and plain data "
             f"(loading it could run code). {fix}. ({exc})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch file (corrupt?) ({str(exc)[:200]}). "
-                              f"{fix}") from None
+    except Exception as exc:  # noqa: BLE001 - garbage raises IndexError, KeyError, RuntimeError...
+        raise CheckpointError(f"{path}: not a readable torch file (corrupt?) ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}). {fix}") from None
     if not isinstance(tensors, dict):
         raise CheckpointError(f"{path}: holds a {type(tensors).__name__}, not a checkpoint's state. {fix}")
     return tensors
