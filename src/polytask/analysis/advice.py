@@ -3,12 +3,12 @@
 From the transfer matrix when it was measured (``analysis/transfer.py``): ``helps`` when the
 95 % interval over seeds lies above 0, ``hurts`` when below, ``neutral`` otherwise.
 
-Otherwise from the cheap probe (``polytask relatedness --steps``), in this order:
-
-1. ``step_share`` below ``STEP_SHARE_HURTS``: a joint step keeps less than half of the target's
-   single-task progress, so the source is predicted to hurt it (its gradient is much larger and
-   not aligned: a pure-noise regression target is the textbook case).
-2. ``tag_affinity``: helps / hurts when the 95 % interval of its window mean excludes 0.
+Otherwise from the cheap probe (``polytask relatedness --steps``): ``hurts`` when ``step_share``
+is below ``STEP_SHARE_HURTS`` (a joint step keeps less than half of the target's single-task
+progress: the source's gradient is much larger and not aligned, a pure-noise regression
+target being the textbook case), ``neutral`` otherwise. The cheap probe never says ``helps``,
+and TAG affinity is quoted but not used: on two identical tasks with their own heads its
+window interval excluded 0 on the negative side (tests/unit/test_transfer.py).
 
 The cheap verdicts carry ``CHEAP_RELIABILITY``: what has been measured of their agreement
 with real transfer (docs/relatedness.md), so a user knows how far to trust them.
@@ -24,8 +24,9 @@ from scipy import stats
 STEP_SHARE_HURTS = 0.5
 CHEAP_RELIABILITY = (
     "cheap probe, not measured transfer: step_share caught a dominating noise task on the toy pairs "
-    "of tests/unit/test_transfer.py; tag_affinity's sign did not predict transfer there nor on "
-    "POS/NER (issue 23); run --pairwise-steps to measure (docs/relatedness.md)")
+    "of tests/unit/test_transfer.py and nothing else is known of it; tag_affinity's sign did not "
+    "predict transfer there nor on POS/NER (issue 23); run --pairwise-steps to measure "
+    "(docs/relatedness.md)")
 ADVICE = ("train them in separate groups, give each a task-specific layer (sharing: hierarchical), "
           "or down-weight the source (weighting), or run `polytask relatedness --pairwise-steps N` "
           "to measure the transfer")
@@ -53,15 +54,14 @@ def from_probe(source: str, target: str, i: int, j: int, signals: dict[str, np.n
                 "confidence": f"step_share {share:.2f} < {STEP_SHARE_HURTS}: a joint step keeps only "
                               f"{share:.0%} of {target}'s progress ({source}'s gradient dominates); "
                               + CHEAP_RELIABILITY}
-    if "tag_affinity" not in signals:
+    if not np.isfinite(share):
         return None
-    mean = float(signals["tag_affinity"][j, i])
+    tag = float(signals["tag_affinity"][j, i]) if "tag_affinity" in signals else np.nan
     half = float(spread["tag_affinity"][j, i]) if "tag_affinity" in spread else np.nan
-    if not np.isfinite(mean):
-        return None
-    verdict = _verdict(mean - half, mean + half) if np.isfinite(half) else "neutral"
-    return {"source": source, "target": target, "verdict": verdict, "signal": "tag_affinity", "value": mean,
-            "confidence": f"tag_affinity {mean:+.2e} ± {half:.1e} over the probe window; " + CHEAP_RELIABILITY}
+    return {"source": source, "target": target, "verdict": "neutral", "signal": "step_share", "value": share,
+            "confidence": f"step_share {share:.2f} >= {STEP_SHARE_HURTS}; tag_affinity {tag:+.2e} ± {half:.1e} "
+                          "over the probe window (not used for a verdict: its interval excluded 0 with the "
+                          "wrong sign on identical tasks); " + CHEAP_RELIABILITY}
 
 
 def advise(names: list[str], signals: dict[str, np.ndarray], spread: dict[str, np.ndarray],
@@ -92,6 +92,7 @@ def reliability(names: list[str], signals: dict[str, np.ndarray]) -> dict[str, A
         if key == "transfer":
             continue
         both = off & np.isfinite(matrix) & np.isfinite(measured)
-        rho = stats.spearmanr(matrix[both], measured[both]).statistic if both.sum() >= 3 else np.nan
+        varied = both.sum() >= 3 and np.ptp(matrix[both]) > 0 and np.ptp(measured[both]) > 0
+        rho = stats.spearmanr(matrix[both], measured[both]).statistic if varied else np.nan
         out[key] = {"spearman": None if not np.isfinite(rho) else round(float(rho), 4), "pairs": int(both.sum())}
     return out
