@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ from polytask.analysis import relatedness
 from polytask.api import train
 from polytask.config import parse_config
 from polytask.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
+from cli_helpers import run_in_process, write_config  # noqa: E402
 
 STEPS, SEEDS = 40, 3
 
@@ -117,3 +121,23 @@ def test_check_transfer_strict_stops_before_writing(tmp_path: Path, tiny_encoder
     with pytest.raises(ConfigError, match=r"noise -> color .*step_share"):
         train(noisy)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args", [["--pairwise-steps", "5", "--seeds", "0"], ["--pairwise-steps", "-1"]])
+def test_cli_bad_transfer_options_exit_2_before_any_work(tmp_path, tiny_encoder, monkeypatch, capsys, args) -> None:
+    path = write_config(tmp_path / "config.yaml", _config(tmp_path, tiny_encoder))
+    code, err = run_in_process(monkeypatch, capsys, "relatedness", path, "--out", tmp_path / "out", *args)
+    assert code == 2 and "--pairwise-steps" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_the_advice_and_the_cost(measured, monkeypatch, capsys) -> None:
+    raw, _, out = measured  # every run is on disk: the command only reads them back
+    path = write_config(out.parent / "config.yaml", raw)
+    monkeypatch.setattr("sys.argv", ["polytask", "relatedness", str(path), "--steps", "0", "--out", str(out),
+                                     "--pairwise-steps", str(STEPS), "--seeds", str(SEEDS)])
+    from polytask.cli import main
+
+    main()
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "noise -> color: hurts" in printed and "transfer matrix cost: 18 runs" in printed

@@ -22,6 +22,7 @@ from polytask.atomic import write_text
 from polytask.config import RunConfig
 from polytask.data.batches import GroupStream
 from polytask.data.validation import validate
+from polytask.errors import ConfigError
 from polytask.sampling.samplers import build_sampler
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.setup import Prepared, pick_device, prepare
@@ -87,6 +88,9 @@ def relatedness(config: RunConfig, steps: int = 25, out: str | Path | None = Non
     matrix (``analysis/transfer.py``: short alone and pair runs over ``seeds`` seeds, resumable
     in ``<out>/transfer``); the grouping and the advice then come from it.
     """
+    if pairwise_steps < 0 or (pairwise_steps > 0 and seeds < 1):
+        raise ConfigError(f"--pairwise-steps {pairwise_steps} --seeds {seeds}: the transfer matrix needs "
+                          "--pairwise-steps >= 1 (0: not measured) and --seeds >= 1")
     names = [t.name for t in config.tasks]
     records = validate(config, ("train",) if pairwise_steps <= 0 else ("train", "dev"))
     signals = statistical_signals(task_examples(config, records))
