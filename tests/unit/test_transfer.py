@@ -83,7 +83,7 @@ def test_noise_task_hurts_the_clean_task_and_the_identical_one_does_not(measured
     assert result["grouping_signal"] == "transfer" and ["noise"] in result["groups"]
     assert result["transfer"]["cost"]["runs"] == SEEDS * 6 and result["transfer"]["cost"]["seconds_per_run"] > 0
     assert len(result["transfer"]["per_seed"]["noise->color"]) == SEEDS
-    assert set(result["reliability"]) >= {"vocab_jaccard", "label_nmi"}  # the cheap signals measured (steps=0: no model ones)
+    assert set(result["reliability"]) >= {"vocab_jaccard", "label_nmi"}  # steps=0: no model signals
     saved = json.loads((out / "relatedness.json").read_text())
     assert saved["advice"] == result["advice"]
     assert (out / "transfer.png").stat().st_size > 0 and (out / "transfer.csv").is_file()
