@@ -141,3 +141,10 @@ def test_cli_prints_the_advice_and_the_cost(measured, monkeypatch, capsys) -> No
     main()
     printed = " ".join(capsys.readouterr().out.split())
     assert "noise -> color: hurts" in printed and "transfer matrix cost: 18 runs" in printed
+
+
+def test_cli_train_strict_exits_2_without_traceback(tmp_path, tiny_encoder, monkeypatch, capsys) -> None:
+    raw = _config(tmp_path, tiny_encoder, ("color", "noise"), max_steps=2, check_transfer="strict")
+    code, err = run_in_process(monkeypatch, capsys, "train", write_config(tmp_path / "config.yaml", raw))
+    assert code == 2 and "noise -> color" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
