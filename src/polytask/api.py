@@ -57,6 +57,10 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | None = N
 
     run_config = _config(config, overrides)
     check_run_dir(Path(run_config.train.output_dir), resume, overwrite)  # before trackers write there
+    if run_config.train.check_transfer and not resume:  # before any file is written
+        from polytask.analysis.precheck import check_transfer
+
+        check_transfer(run_config)
     with open_trackers(run_config) as trackers:
         results = run_training(run_config, resume=resume, init_from=init_from,
                                on_evaluation=trackers.log_evaluation, overwrite=overwrite)
@@ -126,11 +130,14 @@ def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
 
 
 def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str | Path | None = None,
-                overrides: list[str] | None = None, **options: Any) -> dict[str, Any]:
-    """Task x task relatedness matrices and a grouping suggestion (see polytask.analysis)."""
+                overrides: list[str] | None = None, pairwise_steps: int = 0, seeds: int = 3,
+                **options: Any) -> dict[str, Any]:
+    """Task x task relatedness matrices, a grouping suggestion and per-pair advice; with
+    ``pairwise_steps`` also the measured transfer matrix over ``seeds`` (see polytask.analysis)."""
     from polytask.analysis import relatedness as measure
 
-    return measure(_config(config, overrides), steps=steps, out=out, **options)
+    return measure(_config(config, overrides), steps=steps, out=out, pairwise_steps=pairwise_steps,
+                   seeds=seeds, **options)
 
 
 def bench(config: RunConfig | str | Path | dict, methods: list[str], seeds: int = 3,

@@ -266,15 +266,25 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", help="output directory"
 @app.command("relatedness")
 def relatedness_cmd(config: ConfigArg, set_: SetOpt = None, out_dir: OutOpt = None,
                     steps: Annotated[int, typer.Option(help="training steps for the model-based signals (0: none)")] = 25,
+                    pairwise_steps: Annotated[int, typer.Option(
+                        help="measure the transfer matrix: every task alone and every pair together "
+                             "for N steps (0: not measured); resumable")] = 0,
+                    seeds: Annotated[int, typer.Option(help="seeds per transfer run (--pairwise-steps)")] = 3,
                     ) -> None:
-    """How related the tasks of CONFIG are: matrices, heatmaps, a grouping (default --out <output_dir>/relatedness)."""
+    """How related the tasks of CONFIG are: matrices, heatmaps, a grouping, per-pair advice (default --out <output_dir>/relatedness)."""
     from polytask.api import _config, relatedness
 
     run_config = _config(config, set_ or [])
     target = out_dir or Path(run_config.train.output_dir) / "relatedness"
-    result = relatedness(run_config, steps=steps, out=target)
+    result = relatedness(run_config, steps=steps, out=target, pairwise_steps=pairwise_steps, seeds=seeds)
     groups = f"suggested groups: {result['groups']}" if result["groups"] else "no grouping without --steps"
-    out.print(f"[green]relatedness written to {target}[/]; {groups}")
+    out.print(f"[green]relatedness written to {target}[/]; {groups} (from {result['grouping_signal']})")
+    for line in result["advice"]:
+        if line["verdict"] != "neutral":
+            out.print(f"{line['source']} -> {line['target']}: [bold]{line['verdict']}[/] ({line['confidence']})")
+    if cost := (result.get("transfer") or {}).get("cost"):
+        out.print(f"transfer matrix cost: {cost['runs']} runs, {cost['seconds_per_run']:.1f}s per run, "
+                  f"{cost['seconds_total']:.0f}s in total")
 
 
 @app.command("bench")

@@ -187,6 +187,9 @@ class TrainConfig(Strict):
     stl_baselines: dict[str, float] | None = Field(
         None, description="dev primary metric of each task trained alone; a task that stays below "
         "it raises a negative-transfer alarm")
+    check_transfer: bool | Literal["strict"] = Field(
+        False, description="before training, run the cheap relatedness probe (analysis/precheck.py) "
+        "and warn (true) or stop with a config error (strict) when a pair is predicted to hurt")
     alarm_patience: int = Field(3, ge=1, description="consecutive evaluations a gradient conflict "
                                 "(negative cosine) or a below-baseline score must last to alarm")
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(

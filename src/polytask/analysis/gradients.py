@@ -2,7 +2,7 @@
 
 The window runs the trainer's own components (``train_step`` with the config's sampler,
 balancer, optimizer and schedule) for ``steps`` steps. Before each step, with the model in
-eval mode (no dropout noise), one batch is drawn from every input group and three signals are
+eval mode (no dropout noise), one batch is drawn from every input group and four signals are
 measured on it:
 
 - ``gradient_cosine``  cosine of the task gradients w.r.t. the shared features at the feature
@@ -17,6 +17,8 @@ measured on it:
                        a look-ahead SGD step of the shared parameters on task i's loss, both on
                        the same batches. Positive = training i helps j. Asymmetric. The weights
                        are restored after every look-ahead.
+- ``step_share``       row j, column i: cos(g_i, g_i + g_j) on the shared parameters, the share
+                       of i's progress a joint step keeps (``step_share`` below).
 
 Each signal is the mean over the window.
 """
@@ -85,7 +87,7 @@ def cosine_matrix(vectors: dict[str, list[torch.Tensor]], names: list[str]) -> n
 
 
 def measure(prepared: Prepared, probe: Probe, lookahead_lr: float) -> dict[str, np.ndarray]:
-    """The three signals (see the module docstring) on one probe."""
+    """The four signals (see the module docstring) on one probe."""
     model, names = prepared.model, [t.name for t in prepared.tasks]
     shared = [p for p in model.shared_parameters() if p.requires_grad]
     feature_grads: dict[str, dict[str, list[torch.Tensor]]] = {}
@@ -105,7 +107,26 @@ def measure(prepared: Prepared, probe: Probe, lookahead_lr: float) -> dict[str, 
         feature_cos = np.where(np.isnan(within), feature_cos, within)
     affinity = tag_affinity(prepared, probe, shared, param_grads, lookahead_lr)
     return {"gradient_cosine": feature_cos, "parameter_cosine": cosine_matrix(param_grads, names),
-            "tag_affinity": affinity}
+            "tag_affinity": affinity, "step_share": step_share(param_grads, names)}
+
+
+def step_share(grads: dict[str, list[torch.Tensor]], names: list[str]) -> np.ndarray:
+    """Row j, column i: cos(g_i, g_i + g_j) of the shared-parameter gradients, the share of
+    task i's single-task progress that a joint step of the same length keeps (clipping and
+    Adam fix a step's length). 1 / sqrt(2) for orthogonal gradients of equal size; near 0 when
+    j's gradient is much larger and unrelated (the "large magnitude difference" of PCGrad's
+    tragic triad, Yu et al., 2020); NaN where a task has no gradient."""
+    joint = {}
+    for j, source in enumerate(names):
+        for i, target in enumerate(names):
+            if i != j and source in grads and target in grads:
+                joint[(source, target)] = [a + b for a, b in zip(grads[target], grads[source])]
+    out = np.full((len(names), len(names)), np.nan)
+    for (source, target), pieces in joint.items():
+        out[names.index(source), names.index(target)] = cosine_matrix(
+            {"i": grads[target], "sum": pieces}, ["i", "sum"])[0, 1]
+    np.fill_diagonal(out, 1.0)
+    return out
 
 
 def tag_affinity(prepared: Prepared, probe: Probe, shared: list[torch.nn.Parameter],
@@ -140,4 +161,20 @@ def mean_signals(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         total = np.where(defined, stack, 0.0).sum(axis=0)
         count = defined.sum(axis=0)
         out[key] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
+
+
+def spread_signals(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Half-width of a 95 % Student-t interval of each signal's window mean (NaN below 2 steps):
+    the sampling noise of the probe, not its agreement with real transfer."""
+    from scipy import stats
+
+    out = {}
+    for key in samples[0]:
+        stack = np.stack([s[key] for s in samples])
+        count = (~np.isnan(stack)).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.nanstd(stack, axis=0, ddof=1) if len(samples) > 1 else np.full(stack.shape[1:], np.nan)
+            t = stats.t.ppf(0.975, np.maximum(count - 1, 1))
+            out[key] = np.where(count > 1, t * sd / np.sqrt(np.maximum(count, 1)), np.nan)
     return out

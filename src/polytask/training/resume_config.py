@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 #: else (lr, schedule, steps, data, tasks, model, seed, device...) would silently continue a
 #: different run than the one the checkpoint belongs to.
 RESUME_MAY_CHANGE = ("train.output_dir", "train.progress", "train.num_threads", "train.report_to",
-                     "train.eval_batch_size", "train.stl_baselines", "train.alarm_patience", "tune")
+                     "train.eval_batch_size", "train.stl_baselines", "train.alarm_patience",
+                     "train.log_every", "train.check_transfer", "tune")
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
