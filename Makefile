@@ -26,7 +26,8 @@ test: $(STAMP)
 # Crash, corruption and hostile-input cases (also part of `make test`).
 reliability: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability \
-		tests/integration/test_resume.py tests/integration/test_validation_cli.py
+		tests/integration/test_resume.py tests/integration/test_validation_cli.py \
+		tests/integration/test_non_finite.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
