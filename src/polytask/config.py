@@ -185,6 +185,9 @@ class WeightingConfig(Strict):
         "features", description="gradient methods: per-task gradients w.r.t. the shared "
         "parameters, the top k layers' parameters ({parameters: last_layers, k}), or (cheaper) "
         "w.r.t. shared features: the default point, or {features: layer, layer: i}")
+    engine: Literal["auto", "autojac", "autogram"] = Field(
+        "auto", description="gradients_on: parameters: autojac stores the Jacobian, autogram only "
+        "the task Gramian (methods whose weights need only it); auto = autogram where it applies")
 
     @property
     def needs_shared_features(self) -> bool:
