@@ -220,7 +220,8 @@ def build_loop(config_dict: dict, threads: int):
     run = Run(prepared, Path(config.train.output_dir), device, streams, 10**6, 1)
     sampler = build_sampler(config.sampler, {g: len(s.features) for g, s in streams.items()}, 0, 10**6)
     balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
-    balancer.attach(prepared.model)  # as the trainer does
+    # As the trainer does; there is no dev split here, so auto_lambda's dev batches are train ones.
+    balancer.attach(prepared.model, prepared.split("dev") or prepared.split("train"))
     optimizer = build_optimizer(prepared.model, balancer, config.train)
     scheduler = build_scheduler(optimizer, config.train, 10**6)
 

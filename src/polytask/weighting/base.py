@@ -50,9 +50,10 @@ class Balancer(nn.Module):
             objective = self.grad_scaler.scale(objective)
         objective.backward()
 
-    def attach(self, model: nn.Module) -> None:
-        """Called once by the trainer with the model, before its first forward pass (a method
-        that hooks the model's modules or reads it, e.g. the autogram engine, does it here)."""
+    def attach(self, model: nn.Module, dev: dict[str, Any] | None = None) -> None:
+        """Called once by the trainer with the model and the dev split (``Prepared.split("dev")``,
+        {dataset: (tasks, features)}), before the first forward pass: a method that hooks the
+        model's modules (the autogram engine) or learns on dev batches (auto_lambda) does it here."""
 
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:

@@ -172,7 +172,7 @@ class GradientBalancer(Balancer):
         self.engine = resolve_engine(config, self.aggregator)  # ConfigError at start-up
         self.gramian_engine: GramianEngine | None = None
 
-    def attach(self, model: nn.Module) -> None:
+    def attach(self, model: nn.Module, dev: dict[str, Any] | None = None) -> None:
         """With the autogram engine, hook the model's shared modules (before any forward pass)."""
         self.engine = resolve_engine(self.config, self.aggregator, current_distributed().active)
         if self.engine == "autogram" and self.gramian_engine is None:
