@@ -239,17 +239,20 @@ class GradientBalancer(Balancer):
         return weights, matrix @ matrix.T
 
     def _gramian_backward(self, losses: dict[str, torch.Tensor],
-                          features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                          features: torch.Tensor | list[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``_parameters_backward`` from the Gramian: weights, then the weighted gradient flows
-        into the shared part while every head keeps its own task's unweighted gradient."""
+        into the shared part while every head keeps its own task's unweighted gradient.
+        ``features``: the shared tensor, or the per-task ones of a strategy that has none."""
         if features is None:
             raise ValueError("gradients_on: parameters needs the shared features to tell heads apart")
         values = list(losses.values())
         gramian = self.gramian_engine.gramian(values)
         weights = self.weigh_gramian(list(losses), gramian)
         weighted = sum(w * loss for w, loss in zip(weights.to(values[0].dtype), values))
-        direction, = torch.autograd.grad(weighted, features, retain_graph=True)  # heads only
-        with replaced_gradient(features, direction):
+        points = features if isinstance(features, list) else [features]
+        grads = torch.autograd.grad(weighted, points, retain_graph=True, allow_unused=True)  # heads only
+        directions = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, points)]
+        with replaced_gradients(points, directions):
             sum(values).backward()
         return weights, gramian
 
