@@ -8,6 +8,9 @@ module during one vmapped backward, so only one module's Jacobian block is alive
 balancer then turns G into weights and does one backward of the weighted losses (docs/weighting.md,
 section 5, has the measurements).
 
+Opt-in (the default is ``autojac``): on CPU it measured slower and heavier than the Jacobian, as
+it needs one more backward and keeps the forward graph through its vmapped Gramian pass.
+
 The engine differentiates whole-batch task losses (``batch_dim=None``): polytask's losses are
 batch means, and BERT's position embeddings are not batched on dimension 0 anyway.
 """
@@ -24,25 +27,23 @@ from polytask.errors import ConfigError
 
 
 def resolve_engine(config: WeightingConfig, aggregator: object, distributed: bool = False) -> str:
-    """``autojac`` or ``autogram`` for this run; ``auto`` picks autogram wherever it applies."""
+    """``weighting.engine`` of this run, checked: autogram needs ``gradients_on: parameters``, a
+    method whose weights need only the Gramian, and a single process."""
+    if config.engine == "autojac":
+        return "autojac"
     method = config.name
-    gramian_only = isinstance(aggregator, GramianWeightedAggregator)
-    applies = config.gradients_on == "parameters" and gramian_only
-    if config.engine == "auto":
-        return "autogram" if applies and not distributed else "autojac"
-    if config.engine == "autogram":
-        if config.gradients_on != "parameters":
-            raise ConfigError(f"weighting {method!r}: engine: autogram computes the Gramian of the "
-                              "shared parameters; it needs gradients_on: parameters (or set engine: "
-                              "autojac)")
-        if not gramian_only:
-            raise ConfigError(f"weighting {method!r} needs the task gradients themselves, not only "
-                              "their Gramian; set weighting.engine: autojac")
-        if distributed:
-            raise ConfigError("weighting.engine: autogram sees this rank's batch only: the Gramian of "
-                              "the global batch needs every rank's Jacobian; under data parallelism "
-                              "set weighting.engine: autojac")
-    return config.engine
+    if config.gradients_on != "parameters":
+        raise ConfigError(f"weighting {method!r}: engine: autogram computes the Gramian of the "
+                          "shared parameters; it needs gradients_on: parameters (or set engine: "
+                          "autojac)")
+    if not isinstance(aggregator, GramianWeightedAggregator):
+        raise ConfigError(f"weighting {method!r} needs the task gradients themselves, not only "
+                          "their Gramian; set weighting.engine: autojac")
+    if distributed:
+        raise ConfigError("weighting.engine: autogram sees this rank's batch only: the Gramian of "
+                          "the global batch needs every rank's Jacobian; under data parallelism "
+                          "set weighting.engine: autojac")
+    return "autogram"
 
 
 def covering_modules(module: nn.Module, shared: set[int]) -> list[nn.Module]:
