@@ -20,8 +20,10 @@ from polytask.errors import ConfigError
 
 
 def with_targets(feature: Feature, tasks: list) -> Feature:
-    """A dev feature (built with golds only, for evaluation) with the training targets of ``tasks``,
-    encoded as build_features encodes train targets."""
+    """``feature`` with the training targets of ``tasks``, encoded as build_features encodes train
+    targets where it was built with golds only (dev features, before they carried targets)."""
+    if all(t.name in feature.targets for t in tasks):
+        return feature
     targets = {t.name: t.encode(feature.golds[t.name], feature.word_ids) for t in tasks}
     return dataclasses.replace(feature, targets=targets)
 
