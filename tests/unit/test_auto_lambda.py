@@ -32,7 +32,7 @@ def test_weight_moves_to_the_task_whose_step_lowers_the_dev_loss():
     """theta in R^2, dev loss (theta_x - 1)^2: "good" pulls theta to (1, 0), "neutral" along the
     other axis (its step leaves the dev loss unchanged), "bad" pushes theta to (-1, 0)."""
     theta = torch.nn.Parameter(torch.tensor([0.0, 0.0]))
-    balancer = auto_lambda(["good", "neutral", "bad"], lr=1.0, alpha=0.1)
+    balancer = auto_lambda(["good", "neutral", "bad"], lr=1.0, alpha=0.1, normalize=False)
     balancer.use_objective({"theta": theta}, lambda params, draw: (params["theta"][0] - 1) ** 2)
     losses = {"good": ((theta - torch.tensor([1.0, 0.0])) ** 2).sum(),
               "neutral": ((theta - torch.tensor([0.0, 1.0])) ** 2).sum(),
@@ -48,6 +48,18 @@ def test_weight_moves_to_the_task_whose_step_lowers_the_dev_loss():
     assert theta.grad.tolist() == pytest.approx([1.4 * -2 + 0.6 * 2, -2.0])
 
 
+def test_normalized_steps_move_the_most_affected_weight_by_lr():
+    """The same case with the default ``normalize``: the step is meta_grad / max|meta_grad|."""
+    theta = torch.nn.Parameter(torch.tensor([0.0, 0.0]))
+    balancer = auto_lambda(["good", "neutral", "bad"], lr=0.01, alpha=0.1)
+    balancer.use_objective({"theta": theta}, lambda params, draw: (params["theta"][0] - 1) ** 2)
+    losses = {"good": ((theta - torch.tensor([1.0, 0.0])) ** 2).sum(),
+              "neutral": ((theta - torch.tensor([0.0, 1.0])) ** 2).sum(),
+              "bad": ((theta + torch.tensor([1.0, 0.0])) ** 2).sum()}
+    balancer.backward(losses, [theta])
+    assert balancer.lambdas.tolist() == pytest.approx([1.01, 1.0, 0.99])
+
+
 def test_on_the_tiny_model_the_opposing_task_loses_weight(tmp_path, tiny_encoder):
     """The color head on [CLS], and a task built to oppose it (the negated color loss); the dev
     objective is the color loss on the same examples (so the color step surely lowers it)."""
@@ -56,7 +68,7 @@ def test_on_the_tiny_model_the_opposing_task_loses_weight(tmp_path, tiny_encoder
     features = prepared.features["train"]["toy"]
     indices = GroupStream("toy", features, 16, 0, False).next_indices()
     batch = collate([features[i] for i in indices], prepared.groups["toy"], model.tokenizer.pad_token_id)
-    balancer = auto_lambda(["color", "anti"], lr=1e3, alpha=1e-2)
+    balancer = auto_lambda(["color", "anti"], alpha=1e-2)
     dev = {"toy": (prepared.groups["toy"], [features[i] for i in indices])}
     balancer.use_objective(dict(model.named_parameters()), DevObjective(model, dev, 16, ["color"]))
     model.eval()  # no dropout: the dev pass (eval mode) sees the same function
@@ -96,7 +108,7 @@ def test_dev_batches_are_a_function_of_the_draw(tmp_path, tiny_encoder):
 def test_auto_lambda_resumes_bit_exact(tmp_path, tiny_encoder):
     raw = toy_config(tmp_path, tiny_encoder, ["classification", "regression"], max_steps=6,
                      eval_every=1, checkpoint_every=3, num_threads=1)
-    raw["weighting"] = {"name": "auto_lambda", "options": {"lr": 100.0, "alpha": 1e-2, "dev_batch_size": 8}}
+    raw["weighting"] = {"name": "auto_lambda", "options": {"lr": 0.1, "dev_batch_size": 8}}
     unbroken, crashed = tmp_path / "run", tmp_path / "crashed"
     train(parse_config(raw))
     shutil.copytree(unbroken, crashed)

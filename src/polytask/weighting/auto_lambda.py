@@ -41,19 +41,26 @@ class AutoLambda(Balancer):
     pure function of the update count (so resume is bit-exact); a run without dev data is refused.
     The dev pass runs in eval mode (no dropout).
 
-    Options: ``lr`` (1.0, the meta step beta), ``alpha`` (1e-4, the virtual step; about the
-    model's learning rate), ``update_every`` (1, steps between meta updates), ``dev_batch_size``
-    (32), ``primary`` ([]: every task), ``min_weight`` (0.0), ``max_weight`` (10.0).
+    The meta-gradient's scale is that of gradient dot products, which differs by orders of
+    magnitude between tasks and models; with ``normalize`` (default) it is divided by its largest
+    absolute value, so ``lr`` is the change of the most affected weight per update (scale-free,
+    like Auto-Lambda's Adam step); ``normalize: false`` is the plain step above.
+
+    Options: ``lr`` (0.01, the meta step beta), ``alpha`` (1e-4, the virtual step; about the
+    model's learning rate), ``normalize`` (true), ``update_every`` (1, steps between meta
+    updates), ``dev_batch_size`` (32), ``primary`` ([]: every task), ``min_weight`` (0.0),
+    ``max_weight`` (10.0).
     """
 
-    defaults: dict[str, Any] = {"lr": 1.0, "alpha": 1e-4, "update_every": 1, "dev_batch_size": 32,
-                                "primary": [], "min_weight": 0.0, "max_weight": 10.0}
+    defaults: dict[str, Any] = {"lr": 0.01, "alpha": 1e-4, "normalize": True, "update_every": 1,
+                                "dev_batch_size": 32, "primary": [], "min_weight": 0.0, "max_weight": 10.0}
 
     def __init__(self, task_names: list[str], config: WeightingConfig) -> None:
         super().__init__(task_names, config)
         options = self.options = resolve_options(config, self.defaults)
         check_option(options["lr"] > 0, config, "lr", "> 0")
         check_option(options["alpha"] > 0, config, "alpha", "> 0")
+        check_option(isinstance(options["normalize"], bool), config, "normalize", "true or false")
         for key in ("update_every", "dev_batch_size"):
             check_option(isinstance(options[key], int) and options[key] > 0, config, key, "a positive integer")
         check_option(0 <= options["min_weight"] <= options["max_weight"], config, "min_weight",
@@ -111,7 +118,8 @@ class AutoLambda(Balancer):
         direction = flat_grad(dev, list(virtual.values())).detach()
         dots = torch.stack([flat_grad(loss, params) @ direction for loss in losses.values()]) * scale
         meta_gradient = -self.options["alpha"] * dots
-        updated = self.lambdas[index] - self.options["lr"] * meta_gradient.to(self.lambdas)
+        move = meta_gradient / meta_gradient.abs().max().clamp(min=1e-30) if self.options["normalize"] else meta_gradient
+        updated = self.lambdas[index] - self.options["lr"] * move.to(self.lambdas)
         self.lambdas[index] = updated.clamp(self.options["min_weight"], self.options["max_weight"])
         return {"auto_lambda/dev_loss": float(dev.detach()),
                 **{f"auto_lambda/meta_grad/{n}": float(g) for n, g in zip(losses, meta_gradient)}}
