@@ -67,11 +67,24 @@ GRADIENT_SETTINGS = ("features", {"features": "layer", "layer": -1},
                      {"parameters": "last_layers", "k": 2}, "parameters")
 
 
+#: ``parameters`` is measured with both engines (the Jacobian, and the Gramian only).
+ENGINES = ("autojac", "autogram")
+
+
 def setting_label(weighting: dict) -> str:
     where = weighting.get("gradients_on", "—")
     if isinstance(where, dict):
         return ", ".join(f"{k}: {v}" for k, v in where.items())
-    return where
+    return f"{where}, {weighting['engine']}" if "engine" in weighting else where
+
+
+def gradient_settings(name: str) -> list[dict]:
+    """The weighting of each row of a gradient method: every setting, ``parameters`` per engine."""
+    out = []
+    for where in GRADIENT_SETTINGS:
+        engines = ENGINES if where == "parameters" else (None,)
+        out += [{"name": name, "gradients_on": where, **({"engine": e} if e else {})} for e in engines]
+    return out
 
 
 def flop_floor(row: "Variant") -> str:
@@ -155,7 +168,7 @@ def variants(only: set[str] | None = None) -> list[Variant]:
         if only and name not in only:
             continue
         takes_gradients = not BALANCERS.get(name).supports_fp16
-        settings = ({"name": name, "gradients_on": where} for where in GRADIENT_SETTINGS)
+        settings = gradient_settings(name)
         for weighting in settings if takes_gradients else [{"name": name}]:
             if weighting == {"name": "equal"}:
                 continue
@@ -207,6 +220,8 @@ def build_loop(config_dict: dict, threads: int):
     run = Run(prepared, Path(config.train.output_dir), device, streams, 10**6, 1)
     sampler = build_sampler(config.sampler, {g: len(s.features) for g, s in streams.items()}, 0, 10**6)
     balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
+    # As the trainer does; there is no dev split here, so auto_lambda's dev batches are train ones.
+    balancer.attach(prepared.model, prepared.split("dev") or prepared.split("train"))
     optimizer = build_optimizer(prepared.model, balancer, config.train)
     scheduler = build_scheduler(optimizer, config.train, 10**6)
 

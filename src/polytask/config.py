@@ -146,6 +146,10 @@ class WeightingConfig(Strict):
         "features", description="gradient methods: per-task gradients w.r.t. the shared "
         "parameters, the top k layers' parameters ({parameters: last_layers, k}), or (cheaper) "
         "w.r.t. shared features: the default point, or {features: layer, layer: i}")
+    engine: Literal["autojac", "autogram"] = Field(
+        "autojac", description="gradients_on: parameters: autojac builds the Jacobian, autogram "
+        "only the task Gramian (methods whose weights need only it); autojac measured faster and "
+        "leaner on CPU (docs/weighting.md, section 8)")
 
     @property
     def needs_shared_features(self) -> bool:

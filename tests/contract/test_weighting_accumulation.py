@@ -34,8 +34,9 @@ SAME = [("equal", None), ("static", None), ("uncertainty", None), ("dwa", None),
 PER_MICRO_BATCH = [("famo", None), ("gradnorm", "features"), ("db_mtl", "features"),
                    ("mgda_ub", "features"), ("gradvac", "features"), ("nash_mtl", "features"),
                    ("pcgrad", "features"), ("pcgrad", "parameters"), ("upgrad", "features"),
-                   ("upgrad", "parameters")]
-OPTIONS = {"validation_adaptive": {"targets": {"color": 0.9}}, "famo": {"lr": 0.5}, "nash_mtl": {"max_norm": 0.0}}
+                   ("upgrad", "parameters"), ("auto_lambda", None)]
+OPTIONS = {"validation_adaptive": {"targets": {"color": 0.9}}, "famo": {"lr": 0.5}, "nash_mtl": {"max_norm": 0.0},
+           "auto_lambda": {"lr": 0.1, "dev_batch_size": 8}}
 
 
 class FixedStream:
@@ -79,13 +80,14 @@ def trained(folder, encoder, name: str, gradients_on: str | None, batch: int,
     if name == "static":
         raw["weighting"] = {"name": name, "weights": {"color": 2.0}}
     config = parse_config(raw)
-    prepared = prepare(config, splits=("train",))
+    prepared = prepare(config, splits=("train", "dev"))
     assert not any(m.p for m in prepared.model.modules() if isinstance(m, nn.Dropout))
     (group, features), = prepared.features["train"].items()
     run = Run(prepared, folder / "unused", torch.device("cpu"), {group: FixedStream(features, batch)},
               STEPS, STEPS)
     sampler = build_sampler(config.sampler, {group: len(features)}, 0, STEPS)
     balancer = build_balancer(config.weighting, ["color", "size"])
+    balancer.attach(prepared.model, prepared.split("dev"))  # as the trainer does
     optimizer = build_optimizer(prepared.model, balancer, config.train)
     scheduler = build_scheduler(optimizer, config.train, STEPS)
     before = snapshot(prepared, balancer)

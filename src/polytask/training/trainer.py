@@ -284,6 +284,7 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
                             config.train.seed, total)
     balancer = build_balancer(config.weighting, [t.name for t in prepared.tasks]).to(device)
     balancer.grad_scaler = scaler
+    balancer.attach(model, prepared.split("dev"))  # before the first forward (autogram hooks it)
     optimizer = build_optimizer(model, balancer, config.train)
     scheduler = build_scheduler(optimizer, config.train, total)
     objects: dict[str, Any] = {"optimizer": optimizer, "scheduler": scheduler, "balancer": balancer}

@@ -50,6 +50,11 @@ class Balancer(nn.Module):
             objective = self.grad_scaler.scale(objective)
         objective.backward()
 
+    def attach(self, model: nn.Module, dev: dict[str, Any] | None = None) -> None:
+        """Called once by the trainer with the model and the dev split (``Prepared.split("dev")``,
+        {dataset: (tasks, features)}), before the first forward pass: a method that hooks the
+        model's modules (the autogram engine) or learns on dev batches (auto_lambda) does it here."""
+
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
         """Accumulate gradients into ``.grad`` of every parameter that the losses depend on.
@@ -92,8 +97,9 @@ def resolve_options(config: WeightingConfig, defaults: dict[str, Any], *,
         raise ConfigError(f"weighting {name!r}: unknown option(s) {unknown}; accepted: {accepted}")
     if config.weights is not None:
         raise ConfigError(f"weighting {name!r}: weighting.weights applies to 'static' only; remove it")
-    if not uses_gradients and "gradients_on" in config.model_fields_set:
-        raise ConfigError(f"weighting {name!r} takes no gradients; remove weighting.gradients_on")
+    for field in ("gradients_on", "engine"):
+        if not uses_gradients and field in config.model_fields_set:
+            raise ConfigError(f"weighting {name!r} takes no gradients; remove weighting.{field}")
     return {**defaults, **config.options}
 
 

@@ -37,6 +37,7 @@ from torchjd.aggregation import WeightedAggregator
 from torchjd.autojac import mtl_backward
 
 from polytask.config import FeaturePoint, PartialJacobian, WeightingConfig
+from polytask.weighting.autogram import GramianEngine, resolve_engine
 from polytask.weighting.base import Balancer, current_distributed, resolve_options
 
 #: Hidden state where ``gradients_on: features`` takes per-task gradients: the input of the top
@@ -168,6 +169,14 @@ class GradientBalancer(Balancer):
         self.options = resolve_options(config, self.defaults, uses_gradients=True)
         self.aggregator = self.build_aggregator(self.options)
         self.feature_layer, self.exact_layer = feature_request(config)
+        self.engine = resolve_engine(config, self.aggregator)  # ConfigError at start-up
+        self.gramian_engine: GramianEngine | None = None
+
+    def attach(self, model: nn.Module, dev: dict[str, Any] | None = None) -> None:
+        """With the autogram engine, hook the model's shared modules (before any forward pass)."""
+        self.engine = resolve_engine(self.config, self.aggregator, current_distributed().active)
+        if self.engine == "autogram" and self.gramian_engine is None:
+            self.gramian_engine = GramianEngine(model, model.shared_parameters())
 
     def build_aggregator(self, options: dict[str, Any]) -> WeightedAggregator:
         raise NotImplementedError
@@ -176,13 +185,19 @@ class GradientBalancer(Balancer):
         """The aggregation weights of the rows of ``matrix`` (one row per task in ``names``)."""
         return self.aggregator.weighting(matrix)
 
+    def weigh_gramian(self, names: list[str], gramian: torch.Tensor) -> torch.Tensor:
+        """The weights from the Gramian of the task gradients alone (the autogram engine)."""
+        return self.aggregator.gramian_weighting(gramian)
+
     def backward(self, losses: dict[str, torch.Tensor], shared_params: list[nn.Parameter],
                  features: torch.Tensor | None = None) -> dict[str, float]:
         if len(losses) < 2:  # one task: nothing to balance
             sum(losses.values()).backward()
             return {f"weight/{name}": 1.0 for name in losses}
         names = list(losses)
-        if self.config.gradients_on == "parameters":
+        if self.config.gradients_on == "parameters" and self.gramian_engine is not None:
+            weights, gramian = self._gramian_backward(losses, features)
+        elif self.config.gradients_on == "parameters":
             weights, gramian = self._parameters_backward(losses, shared_params, features)
         elif isinstance(self.config.gradients_on, PartialJacobian):
             weights, gramian = self._partial_backward(
@@ -222,6 +237,24 @@ class GradientBalancer(Balancer):
             step = (weights.to(jacobian.dtype) @ jacobian).reshape(p.shape)
             p.grad = step if p.grad is None else p.grad + step
         return weights, matrix @ matrix.T
+
+    def _gramian_backward(self, losses: dict[str, torch.Tensor],
+                          features: torch.Tensor | list[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_parameters_backward`` from the Gramian: weights, then the weighted gradient flows
+        into the shared part while every head keeps its own task's unweighted gradient.
+        ``features``: the shared tensor, or the per-task ones of a strategy that has none."""
+        if features is None:
+            raise ValueError("gradients_on: parameters needs the shared features to tell heads apart")
+        values = list(losses.values())
+        gramian = self.gramian_engine.gramian(values)
+        weights = self.weigh_gramian(list(losses), gramian)
+        weighted = sum(w * loss for w, loss in zip(weights.to(values[0].dtype), values))
+        points = features if isinstance(features, list) else [features]
+        grads = torch.autograd.grad(weighted, points, retain_graph=True, allow_unused=True)  # heads only
+        directions = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, points)]
+        with replaced_gradients(points, directions):
+            sum(values).backward()
+        return weights, gramian
 
     def _partial_backward(self, losses: dict[str, torch.Tensor],
                           top: list[nn.Parameter]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,12 +38,20 @@ class GradVacBalancer(GradientBalancer):
         return GradVac(beta=float(options["beta"]), eps=float(options["eps"]))
 
     def weigh(self, names: list[str], matrix: torch.Tensor) -> torch.Tensor:
+        return self._with_targets(names, matrix.dtype, lambda: super(GradVacBalancer, self).weigh(names, matrix))
+
+    def weigh_gramian(self, names: list[str], gramian: torch.Tensor) -> torch.Tensor:
+        return self._with_targets(names, gramian.dtype,
+                                  lambda: super(GradVacBalancer, self).weigh_gramian(names, gramian))
+
+    def _with_targets(self, names: list[str], dtype: torch.dtype, weigh) -> torch.Tensor:
+        """``weigh()`` with torchjd's targets set to the block of the tasks in ``names``."""
         index = torch.tensor([self.task_names.index(name) for name in names])
         weighting = self.aggregator.gramian_weighting
         # torchjd 0.18 keeps its state in these private fields (computed on the CPU).
-        weighting._phi_t = self.targets[index][:, index].to("cpu", matrix.dtype).clone()
-        weighting._state_key = (len(names), matrix.dtype)
-        weights = super().weigh(names, matrix)
+        weighting._phi_t = self.targets[index][:, index].to("cpu", dtype).clone()
+        weighting._state_key = (len(names), dtype)
+        weights = weigh()
         self.targets[index.unsqueeze(1), index] = weighting._phi_t.to(self.targets)
         # Left set, torchjd's copy would enter state_dict() and break loading into a fresh run.
         weighting._phi_t, weighting._state_key = None, None
