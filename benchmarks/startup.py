@@ -11,6 +11,7 @@ Targets (issue 19, idle machine): ``polytask --help`` <= 1.0 s, ``import polytas
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -29,12 +30,13 @@ COMMANDS = {
 
 
 def wall_time(checkout: Path, args: list[str]) -> float:
-    """Seconds from start to exit of one fresh interpreter running ``args`` against ``checkout``."""
+    """Seconds from start to exit of one fresh interpreter running ``args`` against ``checkout``
+    (NaN if it fails, e.g. an option the older checkout does not have)."""
     env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, *args], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start if done.returncode == 0 else math.nan
 
 
 def measure(checkouts: list[Path], runs: int) -> dict[str, list[list[float]]]:
@@ -56,8 +58,10 @@ def table(times: dict[str, list[list[float]]], checkouts: list[Path]) -> str:
     rows = []
     for name, per_checkout in times.items():
         medians = [statistics.median(t) for t in per_checkout]
-        cells = [name] + [f"{m:.3f}" for m in medians]
-        cells += [f"{medians[0] / medians[1]:.2f}"] if len(medians) == 2 else []
+        cells = [name] + [f"{m:.3f}" if m == m else "fails" for m in medians]
+        if len(medians) == 2:
+            ratio = medians[0] / medians[1]
+            cells.append(f"{ratio:.2f}" if ratio == ratio else "-")
         rows.append(cells)
     widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [heads, *rows]]
