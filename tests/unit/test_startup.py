@@ -59,3 +59,13 @@ def test_version_prints_the_package_version():
 def test_shell_completion_script_is_offered():
     done = run_cli("--show-completion", "bash")
     assert done.returncode == 0 and "complete" in done.stdout and "_completion" in done.stdout
+
+
+def test_commands_still_turn_off_the_weight_loading_bars():
+    probe = ("from polytask.cli import _setup_logging; _setup_logging(False); "
+             "from transformers.utils import logging; print(logging.is_progress_bar_enabled())")
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    env["PYTHONPATH"] = f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"
