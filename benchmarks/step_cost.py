@@ -207,7 +207,8 @@ def build_loop(config_dict: dict, threads: int):
     from polytask.data.batches import GroupStream
     from polytask.sampling.samplers import build_sampler
     from polytask.training.optim import build_optimizer, build_scheduler
-    from polytask.training.setup import pick_device, prepare
+    from polytask.device import pick_device
+    from polytask.training.setup import prepare
     from polytask.training.trainer import Run, train_step
     from polytask.weighting.base import build_balancer
 

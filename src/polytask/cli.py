@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,7 +15,7 @@ from rich.logging import RichHandler
 
 from polytask.errors import PolytaskError, environment_error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   help="Multi-task learning with one shared Transformer encoder.")
 out = Console()
 err = Console(stderr=True)
@@ -30,13 +31,23 @@ def _setup_logging(verbose: bool) -> None:
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
     for noisy in ("transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    from transformers.utils import logging as hf_logging
+    # Weight-loading bars would drown the training log. transformers reads this when it is first
+    # imported; importing it here would cost every command (and --help) seconds of start-up.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-    hf_logging.disable_progress_bar()  # weight-loading bars would drown the training log
+
+def _print_version(value: bool) -> None:
+    if value:
+        from polytask import __version__
+
+        out.print(f"polytask {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
     _setup_logging(verbose)
 
 

@@ -10,12 +10,12 @@ from polytask.data.features import build_features
 from polytask.data.jsonl import json_lines
 from polytask.data.records import Record, split_words
 from polytask.data.validation import validate
+from polytask.device import pick_device
 from polytask.errors import ConfigError, DataIssue, DataValidationError
 from polytask.evaluation.evaluate import run_tasks, score_tasks
 from polytask.models.multitask import MultiTaskModel
 from polytask.models.predictor import Predictor
 from polytask.tasks.seq2seq import generation_options
-from polytask.training.setup import pick_device
 
 
 

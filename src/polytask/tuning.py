@@ -74,7 +74,7 @@ def make_objective(raw: dict[str, Any], source: str, base_dir: Path, out: Path, 
 
 def tune(config_path: str | Path, trials: int | None = None, overrides: list[str] | None = None) -> dict:
     """Run (or continue) the study; returns the best value, params and the best config path."""
-    from polytask.training.distributed import launched
+    from polytask.distributed import launched
 
     if launched():  # each rank would run its own trials against one study file
         raise ConfigError("polytask tune runs in one process (each trial is an ordinary run); "

@@ -1,4 +1,4 @@
-"""The single-process side of training/distributed.py: every helper is a no-op without a launcher,
+"""The single-process side of distributed.py: every helper is a no-op without a launcher,
 sharding is strided, the replica check names what differs, tune refuses a launcher."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 
 from polytask.data.batches import shard
 from polytask.errors import ConfigError
-from polytask.training.distributed import Distributed, diverging_keys, fingerprint
+from polytask.distributed import Distributed, diverging_keys, fingerprint
 from polytask.tuning import tune
 
 

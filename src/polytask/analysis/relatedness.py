@@ -25,7 +25,8 @@ from polytask.data.validation import validate
 from polytask.errors import ConfigError
 from polytask.sampling.samplers import build_sampler
 from polytask.training.optim import build_optimizer, build_scheduler
-from polytask.training.setup import Prepared, pick_device, prepare
+from polytask.device import pick_device
+from polytask.training.setup import Prepared, prepare
 from polytask.weighting.base import build_balancer
 
 log = logging.getLogger(__name__)

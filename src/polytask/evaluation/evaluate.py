@@ -3,24 +3,17 @@ exact match over tasks that share inputs ("sentence accuracy": every task right 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 
 from polytask.data.batches import collate, to_device
+from polytask.device import autocast
 from polytask.data.features import Feature
 from polytask.models.multitask import MultiTaskModel
 from polytask.models.predictor import Predictor, predictor_device
 from polytask.tasks.base import Task
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.no_grad()

@@ -18,7 +18,8 @@ from polytask.data.batches import GroupStream
 from polytask.evaluation.evaluate import evaluate_groups, selection_score
 from polytask.sampling.samplers import build_sampler
 from polytask.training.optim import build_optimizer, build_scheduler
-from polytask.training.setup import pick_device, prepare
+from polytask.device import pick_device
+from polytask.training.setup import prepare
 from polytask.training.trainer import Run, check_combination, plan_steps, train_step
 from polytask.weighting.base import build_balancer
 

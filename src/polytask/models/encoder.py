@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from polytask.config import TABULAR, ModelConfig
 from polytask.errors import ConfigError
-from polytask.models.decoders import is_seq2seq_config, load_seq2seq_encoder
+from polytask.tasks.decoders import is_seq2seq_config, load_seq2seq_encoder
 from polytask.models.loading import (TRUST_OPTION, embedding_rows, pickle_refusal, position_limit, refusal,
                                      tokenizer_problem)
 

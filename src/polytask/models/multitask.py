@@ -28,7 +28,7 @@ from polytask.atomic import atomic_dir, recover
 from polytask.config import ModelConfig, TaskConfig
 from polytask.data.tabular import FieldVocabulary
 from polytask.errors import ConfigError, ModelDirError
-from polytask.models.decoders import encoder_from_config
+from polytask.tasks.decoders import encoder_from_config
 from polytask.models.loading import (TRUST_FLAG, clamp_max_length, embedding_rows, refusal,
                                      tokenizer_fingerprint, tokenizer_problem)
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig

@@ -1,7 +1,7 @@
 """Generation (source text -> target text) on the shared encoder: task type ``seq2seq``.
 
 The task reads every encoder state ([B, T, H], ``level = "token"``) but labels no words. Its
-head owns a decoder (``models/decoders.py``) and passes the encoder states through unchanged,
+head owns a decoder (``tasks/decoders.py``) and passes the encoder states through unchanged,
 so gradients reach the shared encoder like any head's; ``loss`` runs the decoder with teacher
 forcing (cross-entropy, optional label smoothing) and ``decode`` runs Hugging Face ``generate``
 (greedy or beam search) with the encoder states as ``encoder_outputs``.
@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from polytask.errors import ConfigError
-from polytask.evaluation.generation_metrics import generation_metrics
-from polytask.models.decoders import Decoder, build_decoder
+from polytask.tasks.generation_metrics import generation_metrics
+from polytask.tasks.decoders import Decoder, build_decoder
 from polytask.tasks.base import TASK_TYPES, BuildContext, Task
 
 SHARED_DECODER = "seq2seq/shared_decoder"

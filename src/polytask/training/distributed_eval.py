@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from polytask.evaluation.evaluate import evaluate_groups, run_tasks, score_tasks
-from polytask.training.distributed import Distributed
+from polytask.distributed import Distributed
 
 
 def evaluate_sharded(ddp: Distributed, model, groups: dict[str, tuple[list, list]], batch_size: int,

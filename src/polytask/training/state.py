@@ -8,17 +8,17 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+from torch import nn
 
 from polytask.atomic import append_line, write_text
+from polytask.distributed import Distributed
 from polytask.errors import CheckpointError, ConfigError
 from polytask.jsonlog import read_log
 from polytask.training import checkpoint
-from polytask.training.distributed import Distributed
 from polytask.training.resume_config import check_shapes
-
-if TYPE_CHECKING:
-    from polytask.training.trainer import Run
 
 log = logging.getLogger(__name__)
 #: One line per resume: when, from which checkpoint and step, and the allowed config changes.
@@ -63,34 +63,35 @@ class LoopState:
     world_size: int = 1  # processes of the run: a resume must use as many (same global batch)
 
 
-def resume_from(run: Run, objects: dict[str, Any], sampler, balancer,
-                changes: dict[str, tuple[Any, Any]] | None = None) -> None:
-    """Load the newest complete checkpoint; ``changes`` (allowed config changes, see
-    resume_config.py) are recorded with the step in ``resumes.jsonl``."""
+def resume_from(out: Path, ddp: Distributed, model: nn.Module, device: torch.device,
+                streams: dict[str, Any], objects: dict[str, Any], sampler,
+                changes: dict[str, tuple[Any, Any]] | None = None) -> LoopState | None:
+    """The loop state of the newest complete checkpoint under ``out``, with ``model``, every
+    stream, ``objects`` and ``sampler`` restored to it (None: no checkpoint, start at step 0);
+    ``changes`` (allowed config changes, see resume_config.py) are recorded in ``resumes.jsonl``."""
     # Rank 0 picks the checkpoint and every rank loads that one.
-    found = run.ddp.broadcast_object(checkpoint.latest_complete(run.out / "checkpoints"))
+    found = ddp.broadcast_object(checkpoint.latest_complete(out / "checkpoints"))
     if found is None:
-        log.warning("--resume: no complete checkpoint in %s; starting from step 0",
-                    run.out / "checkpoints")
-        return
-    check_world_size(found, run.ddp.world_size)
-    check_shapes(found, run.prepared.model)
-    saved = checkpoint.load_checkpoint(found, run.prepared.model, objects, run.device)
+        log.warning("--resume: no complete checkpoint in %s; starting from step 0", out / "checkpoints")
+        return None
+    check_world_size(found, ddp.world_size)
+    check_shapes(found, model)
+    state = LoopState(**checkpoint.load_checkpoint(found, model, objects, device))
     if "rank_rng" in objects:
         objects["rank_rng"].restore()
-    run.state = LoopState(**saved)
-    for group, stream_state in run.state.streams.items():
-        run.streams[group].load_state_dict(stream_state)
+    for group, stream_state in state.streams.items():
+        streams[group].load_state_dict(stream_state)
     try:
-        if run.state.sampler:  # checkpoints from before samplers were saved have none
-            sampler.load_state_dict(run.state.sampler)
+        if state.sampler:  # checkpoints from before samplers were saved have none
+            sampler.load_state_dict(state.sampler)
     except ValueError as exc:
         raise ConfigError(f"--resume: {exc}; resume with the sampler the run started with") from None
-    balancer.load_extra_state_dict(run.state.balancer)
-    if run.ddp.is_main:
-        keep_metrics_until(run.out / "metrics.jsonl", run.state.step)
-        record_resume(run.out, run.state.step, found, changes or {})
-    log.info("resumed from %s (step %d of %d)", found, run.state.step, run.total_steps)
+    objects["balancer"].load_extra_state_dict(state.balancer)
+    if ddp.is_main:
+        keep_metrics_until(out / "metrics.jsonl", state.step)
+        record_resume(out, state.step, found, changes or {})
+    log.info("resumed from %s (step %d)", found, state.step)
+    return state
 
 
 def record_resume(out: Path, step: int, found: Path, changes: dict[str, tuple[Any, Any]]) -> None:
@@ -119,20 +120,23 @@ def keep_metrics_until(path: Path, step: int) -> None:
         write_text(path, "".join(json.dumps(entry) + "\n" for entry in kept))
 
 
-def save_state(run: Run, objects: dict[str, Any], sampler, balancer) -> None:
-    run.state.streams = {g: s.state_dict() for g, s in run.streams.items()}
-    run.state.sampler = sampler.state_dict()
-    run.state.balancer = balancer.extra_state_dict()
-    run.state.world_size = run.ddp.world_size
-    run.ddp.check_replicas({"model": run.prepared.model, "balancer": balancer}, run.state.balancer)
+def save_state(out: Path, ddp: Distributed, model: nn.Module, state: LoopState,
+               streams: dict[str, Any], objects: dict[str, Any], sampler, keep: int) -> None:
+    """Checkpoint ``state`` (with the streams', sampler's and balancer's positions) under
+    ``out/checkpoints``, keeping the newest ``keep``; rank 0 writes, every rank takes part."""
+    balancer = objects["balancer"]
+    state.streams = {g: s.state_dict() for g, s in streams.items()}
+    state.sampler = sampler.state_dict()
+    state.balancer = balancer.extra_state_dict()
+    state.world_size = ddp.world_size
+    ddp.check_replicas({"model": model, "balancer": balancer}, state.balancer)
     if "rank_rng" in objects:
         objects["rank_rng"].capture()  # collective: every rank hands rank 0 its RNG state
-    if not run.ddp.is_main:
+    if not ddp.is_main:
         return
     try:
-        checkpoint.save_checkpoint(run.out / "checkpoints", run.state.step, run.prepared.model,
-                                   objects, asdict(run.state), run.config.train.keep_checkpoints)
+        checkpoint.save_checkpoint(out / "checkpoints", state.step, model, objects, asdict(state), keep)
     except OSError as exc:
         raise CheckpointError(
-            f"step {run.state.step}: the checkpoint could not be written ({exc.strerror}); earlier "
-            f"checkpoints in {run.out / 'checkpoints'} are intact, free space and --resume") from None
+            f"step {state.step}: the checkpoint could not be written ({exc.strerror}); earlier "
+            f"checkpoints in {out / 'checkpoints'} are intact, free space and --resume") from None

@@ -18,7 +18,7 @@ from typing import Any
 
 from polytask.config import RunConfig
 from polytask.extras import require
-from polytask.training.distributed import environment_rank
+from polytask.distributed import environment_rank
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,14 @@ from safetensors.torch import load_model
 from polytask.atomic import append_line, write_text
 from polytask.config import RunConfig, dump_config
 from polytask.data.batches import GroupStream, collate, to_device
+from polytask.device import autocast
+from polytask.distributed import Distributed, check_launcher
 from polytask.errors import CheckpointError, ConfigError, TrainingDiverged
 from polytask.evaluation.alarms import check_alarms
-from polytask.evaluation.evaluate import autocast, scalar_metrics, selection_score
+from polytask.evaluation.evaluate import scalar_metrics, selection_score
 from polytask.sampling.samplers import build_sampler
 from polytask.sharing.base import check_sharing
 from polytask.training import promotion
-from polytask.training.distributed import Distributed, check_launcher
 from polytask.training.distributed_eval import evaluate_sharded
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.progress import ProgressBar, print_table
@@ -108,7 +109,7 @@ def check_finite_norm(norm: torch.Tensor, step: int, tasks: list[str]) -> None:
 def train_step(run: Run, sampler, balancer, optimizer, scheduler) -> dict[str, float]:
     """One optimizer step. Under data parallelism every rank samples the same group (the sampler
     is a function of seed and step) and takes its shard of the same global batch; losses and
-    per-task gradients are combined across ranks (training/distributed.py)."""
+    per-task gradients are combined across ranks (distributed.py)."""
     config, model, ddp = run.config.train, run.prepared.model, run.ddp
     model.train()
     weights: dict[str, float] = {}
@@ -293,7 +294,8 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
     if ddp.active:
         objects["rank_rng"] = RankRNG(ddp)
     if resume:
-        resume_from(run, objects, sampler, balancer, changes or {})
+        resumed = resume_from(out, ddp, model, device, streams, objects, sampler, changes or {})
+        run.state = resumed or run.state
     eval_every = config.train.eval_every or per_epoch
     save_every = config.train.checkpoint_every or eval_every
     has_dev = bool(prepared.split("dev"))
@@ -311,7 +313,8 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
                 stop = ddp.broadcast_object(
                     evaluate_and_select(run, balancer, weights, scheduler.get_last_lr()[0]))
             if run.state.step % save_every == 0 or last or stop:
-                save_state(run, objects, sampler, balancer)
+                save_state(out, ddp, model, run.state, streams, objects, sampler,
+                           config.train.keep_checkpoints)
             if stop:
                 log.info("early stopping at step %d: no improvement in %d evaluations",
                          run.state.step, config.train.patience)

@@ -10,8 +10,8 @@ from torch import nn
 
 from polytask.config import WeightingConfig
 from polytask.errors import ConfigError
-from polytask.weighting.base import (BALANCERS, Balancer, check_option, current_distributed,
-                                     resolve_options, task_index)
+from polytask.distributed import current as current_distributed
+from polytask.weighting.base import BALANCERS, Balancer, check_option, resolve_options, task_index
 from polytask.weighting.dev_objective import DevObjective
 
 #: (trainable parameters by name, draw) -> the dev loss at those parameters (a scalar with graph).

@@ -114,14 +114,6 @@ def build_balancer(config: WeightingConfig, task_names: list[str]) -> Balancer:
     return BALANCERS.get(config.name)(task_names, config)
 
 
-def current_distributed():
-    """The data-parallel group of this run (``polytask.training.distributed``); one process
-    outside ``torchrun``/``accelerate launch``."""
-    from polytask.training.distributed import current
-
-    return current()
-
-
 def stack_losses(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     """The losses of a batch as one float32 vector, in the dict's order (keeps the graph)."""
     return torch.stack([loss.float() for loss in losses.values()])

@@ -19,7 +19,7 @@ summed gradient (k = 0: equal weighting; k covering every trainable layer: ``par
 
 Aggregators come from torchjd (``torchjd.aggregation``); a method only says which one.
 
-Under data parallelism (``training/distributed.py``) the per-task gradient matrix is combined
+Under data parallelism (``distributed.py``) the per-task gradient matrix is combined
 across ranks before aggregation: averaged for parameters, gathered side by side for features.
 Every rank aggregates the same matrix (that of the global batch), so weights and balancer state
 agree everywhere and equal a single process's on the same global batch (docs/scale.md).
@@ -37,8 +37,9 @@ from torchjd.aggregation import WeightedAggregator
 from torchjd.autojac import mtl_backward
 
 from polytask.config import FeaturePoint, PartialJacobian, WeightingConfig
+from polytask.distributed import current as current_distributed
 from polytask.weighting.autogram import GramianEngine, resolve_engine
-from polytask.weighting.base import Balancer, current_distributed, resolve_options
+from polytask.weighting.base import Balancer, resolve_options
 
 #: Hidden state where ``gradients_on: features`` takes per-task gradients: the input of the top
 #: two layers. Chosen by measurement (benchmarks/feature_point.py, docs/weighting.md section 4).

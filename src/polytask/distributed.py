@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from polytask.data.batches import shard
+from polytask.device import pick_device
 from polytask.errors import ConfigError, TrainingDiverged
 
 
@@ -84,8 +85,6 @@ class Distributed:
     @classmethod
     def setup(cls, device_name: str) -> tuple[Distributed, torch.device]:
         """Join the launcher's process group (or the one already open) and pick this rank's device."""
-        from polytask.training.setup import pick_device
-
         if not (launched() or (dist.is_available() and dist.is_initialized())):
             return cls(), pick_device(device_name)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
