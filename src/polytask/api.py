@@ -219,7 +219,7 @@ def monitor(rules: str | Path | dict[str, Any], input: str | Path, output: str |
     """``polytask monitor``: the alerts of ``rules`` (a YAML path or a dict) over the JSONL stream
     ``input``; with ``model`` (a saved model directory) each line's text is predicted first,
     without it each line carries "predictions". Also written to ``output`` (JSONL) when given."""
-    from polytask.monitor import run_monitor
+    from polytask.monitoring import run_monitor
 
     return run_monitor(rules, input, output, model, batch_size)
 
@@ -228,6 +228,6 @@ def federated(config: str | Path | dict, overrides: list[str] | None = None) -> 
     """``polytask federated``: Flower simulation of the config's ``federated:`` clients (each
     trains its own tasks on its own data; FedAvg merges the shared encoder). Returns per client
     its tasks' untrained and final metrics and its model path (also in federated.json)."""
-    from polytask.federated import run_federated
+    from polytask.federation import run_federated
 
     return run_federated(config, overrides or [])

@@ -86,7 +86,7 @@ def federated(config: ConfigArg, set_: SetOpt = None) -> None:
     Each client trains its own tasks on its own data; task heads stay with their client."""
     from rich.table import Table
 
-    from polytask.federated import run_federated
+    from polytask.federation import run_federated
 
     results = run_federated(config, set_ or [])
     table = Table("client", "task", "metric", "untrained", "final", "beats")
@@ -187,7 +187,7 @@ def monitor(rules: Annotated[Path, typer.Option("--rules", "-r", help="alert rul
             model: Annotated[Optional[Path], typer.Option("--model", "-m", help="a saved model directory")] = None,
             batch_size: Annotated[int, typer.Option(min=1, help="inputs per forward pass (with --model)")] = 64) -> None:
     """Evaluate alert rules (conditions on predictions, counted in tumbling windows) over a stream."""
-    from polytask.monitor import run_monitor
+    from polytask.monitoring import run_monitor
 
     alerts = run_monitor(rules, input, output, model, batch_size)
     if output is None:

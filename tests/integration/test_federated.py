@@ -18,7 +18,7 @@ from cli_helpers import polytask, run_in_process, write_config  # noqa: E402
 from toy import TASKS, toy_files  # noqa: E402
 
 from polytask.errors import ConfigError  # noqa: E402
-from polytask.federated import load_federated_config, run_federated  # noqa: E402
+from polytask.federation import load_federated_config, run_federated  # noqa: E402
 
 
 def federated_config(folder: Path, encoder: Path, rounds: int = 3) -> dict:
@@ -45,7 +45,7 @@ def federated_config(folder: Path, encoder: Path, rounds: int = 3) -> dict:
 
 def test_three_clients_all_tasks_beat_their_untrained_baseline(tmp_path, tiny_encoder, monkeypatch):
     sent: list[set[str]] = []
-    from polytask.federated.client import LocalClient
+    from polytask.federation.client import LocalClient
 
     original = LocalClient.shared_arrays
     monkeypatch.setattr(LocalClient, "shared_arrays",

@@ -17,7 +17,7 @@ from conftest import build_tiny_encoder  # noqa: E402
 
 from polytask.api import predict, train  # noqa: E402
 from polytask.config import load_config  # noqa: E402
-from polytask.monitor import run_monitor  # noqa: E402
+from polytask.monitoring import run_monitor  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "finance_monitor"
 ROOT = EXAMPLE.parents[1]

@@ -77,7 +77,7 @@ def test_the_server_module_without_fastapi(monkeypatch):
 def _sites(tmp_path: Path):
     """(what fails without the package, the package, its extra) for every optional import."""
     from polytask.tasks.generation_metrics import _libraries
-    from polytask.federated.simulation import _flower
+    from polytask.federation.simulation import _flower
     from polytask.serving.onnx_export import export_onnx
     from polytask.serving.onnx_model import OnnxModel
     from polytask.sharing.lora import LoraSharing

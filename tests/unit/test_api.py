@@ -170,3 +170,18 @@ def test_federated_two_clients_one_round(tmp_path, tiny_encoder):
     assert results["rounds"] == 1 and set(results["clients"]) == {"north", "south"}
     assert set(results["clients"]["south"]["tasks"]) == {"tags"}
     assert Path(results["clients"]["north"]["model"]).is_dir()
+
+
+def test_api_functions_are_not_shadowed_by_subpackages():
+    """Importing a subpackage sets it as an attribute of `polytask`: no subpackage may carry the
+    name of an API function (it made `polytask.monitor(...)` a module once the monitor package was
+    imported by an earlier test)."""
+    import importlib
+    import pkgutil
+
+    subpackages = {m.name for m in pkgutil.iter_modules(polytask.__path__)}
+    for name in subpackages:
+        importlib.import_module(f"polytask.{name}")
+    assert not subpackages & set(polytask._API)
+    for name in polytask._API:
+        assert callable(getattr(polytask, name)), name

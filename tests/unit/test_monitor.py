@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from polytask.errors import ConfigError, DataValidationError
-from polytask.monitor import Monitor, check_against_model, load_rules
+from polytask.monitoring import Monitor, check_against_model, load_rules
 
 
 def clf(label: str, score: float, other: str = "positive") -> dict:

@@ -10,8 +10,8 @@ from typing import Any
 from polytask.atomic import write_text
 from polytask.data.jsonl import json_lines
 from polytask.errors import DataIssue, DataValidationError
-from polytask.monitor.engine import HINTS, Monitor
-from polytask.monitor.rules import RuleSet, check_against_model, load_rules
+from polytask.monitoring.engine import HINTS, Monitor
+from polytask.monitoring.rules import RuleSet, check_against_model, load_rules
 
 
 def read_stream(path: Path) -> tuple[list[dict[str, Any]], list[int]]:

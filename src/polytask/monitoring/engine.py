@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from polytask.errors import DataIssue, DataValidationError
-from polytask.monitor.conditions import ConditionError, holds
-from polytask.monitor.rules import Rule, RuleSet, load_rules
-from polytask.monitor.windows import parse_time, window_bounds, window_index
+from polytask.monitoring.conditions import ConditionError, holds
+from polytask.monitoring.rules import Rule, RuleSet, load_rules
+from polytask.monitoring.windows import parse_time, window_bounds, window_index
 
 HINTS = {
     "predictions": 'give each line a "predictions" object (the output of `polytask predict`), '

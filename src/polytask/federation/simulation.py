@@ -24,8 +24,8 @@ from polytask.atomic import write_text
 from polytask.config import dump_config
 from polytask.errors import ConfigError
 from polytask.extras import require
-from polytask.federated.client import LocalClient
-from polytask.federated.config import FederatedRunConfig, load_federated_config
+from polytask.federation.client import LocalClient
+from polytask.federation.config import FederatedRunConfig, load_federated_config
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # Flower would otherwise phone home

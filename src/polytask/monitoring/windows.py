@@ -16,7 +16,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from polytask.monitor.rules import WindowSpec
+from polytask.monitoring.rules import WindowSpec
 
 
 def parse_time(value: Any) -> float:

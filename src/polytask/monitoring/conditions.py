@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from polytask.monitor.rules import Condition
+from polytask.monitoring.rules import Condition
 
 
 class ConditionError(ValueError):
