@@ -179,7 +179,7 @@ def test_api_functions_are_not_shadowed_by_subpackages():
     import importlib
     import pkgutil
 
-    subpackages = {m.name for m in pkgutil.iter_modules(polytask.__path__)}
+    subpackages = {m.name for m in pkgutil.iter_modules(polytask.__path__) if m.name != "__main__"}
     for name in subpackages:
         importlib.import_module(f"polytask.{name}")
     assert not subpackages & set(polytask._API)
