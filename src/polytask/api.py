@@ -143,7 +143,7 @@ def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str
 def bench(config: RunConfig | str | Path | dict, methods: list[str], seeds: int = 3,
           out: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """STL baselines and each MTL method over seeds: Δm table, results.md/csv, report.html."""
-    from polytask.bench import bench as run_bench
+    from polytask.benchmarking import bench as run_bench
 
     return run_bench(_config(config, overrides), methods, seeds, out)
 

@@ -36,7 +36,7 @@ def test_bench_writes_table_and_resumes(tmp_path: Path, tiny_encoder: Path, capl
     assert 'data-chart="pareto"' in page and "Δm" in page
     # a rerun trains nothing: every result file is already there
     before = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
-    with caplog.at_level(logging.INFO, logger="polytask.bench"):
+    with caplog.at_level(logging.INFO, logger="polytask.benchmarking"):
         again = api.bench(config, ["ew", "pcgrad"], seeds=2, out=out)
     assert {p: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")} == before
     assert again == summary and caplog.text.count("already done") == len(before)

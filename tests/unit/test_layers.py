@@ -17,7 +17,7 @@ MARKER = "# layers: allow"
 FLOORS: list[tuple[str, ...]] = [
     ("__main__",),
     ("cli", "api"),
-    ("serving", "monitoring", "federation", "tuning", "bench", "analysis", "inference"),
+    ("serving", "monitoring", "federation", "tuning", "benchmarking", "analysis", "inference"),
     ("training",),
     ("evaluation",),
     ("models",),

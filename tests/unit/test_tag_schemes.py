@@ -13,7 +13,7 @@ import torch
 from polytask.config import TaskConfig, parse_config
 from polytask.data.validation import validate
 from polytask.errors import DataValidationError
-from polytask.bench import task_info
+from polytask.benchmarking import task_info
 from polytask.tasks.tag_schemes import SCHEME_NAMES, entities, ill_formed_at
 from polytask.tasks.token_classification import TokenClassification
 

@@ -68,7 +68,7 @@ def load_start(model, reference: dict[str, Any]) -> None:
 
 def primary_scores(config: RunConfig, metrics: dict[str, Any]) -> dict[str, float]:
     """Each task's dev primary metric, signed so that higher is better."""
-    from polytask.bench import task_info
+    from polytask.benchmarking import task_info
 
     out = {}
     for task in task_info(config):
