@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test reliability install clean
+.PHONY: demo test test-fast reliability install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Local iterations: everything but the tests marked slow (>= 10 s each; CI runs them all).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 # Crash, corruption and hostile-input cases (also part of `make test`).
 reliability: $(STAMP)

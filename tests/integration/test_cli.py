@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def three_task_config(tmp_path, encoder):
     return write_config(tmp_path / "config.yaml", raw)
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict(tmp_path, tiny_encoder):
     config = three_task_config(tmp_path, tiny_encoder)
     result = polytask("train", config, "--set", "train.eval_every=12")
@@ -66,6 +68,7 @@ def test_unknown_config_key_is_exit_2_with_suggestion(tmp_path, tiny_encoder):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_predict_bad_input_names_line(tmp_path, tiny_encoder):
     config = three_task_config(tmp_path, tiny_encoder)
     assert polytask("train", config, "--set", "train.max_steps=2").returncode == 0

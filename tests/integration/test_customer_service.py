@@ -26,6 +26,7 @@ def _words() -> list[str]:
     return sorted({w for row in rows for w in row["tokens"] + row["reply"].split()})
 
 
+@pytest.mark.slow
 def test_customer_service_example_trains_and_predicts_every_task(tmp_path):
     encoder = build_tiny_encoder(tmp_path / "tiny", _words())
     run = tmp_path / "run"

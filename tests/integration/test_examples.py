@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from cli_helpers import polytask  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_example_three_tasks_two_files(tmp_path):
     result = polytask("train", ROOT / "examples" / "nlu_three_tasks.yaml",
                       "--set", f"train.output_dir={tmp_path}", "--set", "train.max_steps=4",
@@ -24,6 +26,7 @@ def test_example_three_tasks_two_files(tmp_path):
     assert [t["config"]["name"] for t in meta["tasks"]] == ["intent", "slots", "domain"]
 
 
+@pytest.mark.slow
 def test_demo_command_runs(tmp_path):
     result = polytask("demo", "--output-dir", tmp_path / "demo", "--set", "train.max_steps=3")
     assert result.returncode == 0, result.stderr

@@ -36,6 +36,7 @@ def example(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_mmoe_cli_train_and_predict(example, tmp_path):
     run = tmp_path / "mmoe"
     result = polytask("train", example / "config_mmoe.yaml", "--set", f"train.output_dir={run}", *TINY)

@@ -35,6 +35,7 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("kill_after", [10, 70])
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_encoder, kill_after):
     reference = polytask("train", config(tmp_path, tiny_encoder, "unbroken"))
     assert reference.returncode == 0, reference.stderr

@@ -172,6 +172,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_cli_export_then_serve_onnx(model_dir, tmp_path):
     exported = polytask("export", model_dir, "--onnx", tmp_path / "onnx")
     assert exported.returncode == 0, exported.stderr

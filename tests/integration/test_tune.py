@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from toy import toy_config  # noqa: E402
 from polytask.config import load_config  # noqa: E402
 
 
+@pytest.mark.slow
 def test_tune_three_trials_then_resume(tmp_path, tiny_encoder):
     raw = toy_config(tmp_path, tiny_encoder, ["classification", "token_classification"], max_steps=6,
                      eval_every=2, output_dir=str(tmp_path / "study"))

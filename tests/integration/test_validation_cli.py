@@ -33,6 +33,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow
 def test_bad_row_exit_2_file_line_nothing_written(tmp_path, tiny_encoder, case):
     raw = toy_config(tmp_path, tiny_encoder, ["classification", "token_classification", "regression"])
     raw["tasks"][0]["labels"] = ["red", "blue", "green"]
@@ -70,6 +71,7 @@ def test_invalid_utf8_and_missing_column(tmp_path, tiny_encoder):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_existing_run_untouched_by_bad_input(tmp_path, tiny_encoder):
     raw = toy_config(tmp_path, tiny_encoder, ["classification"], max_steps=3)
     config = write_config(tmp_path / "c.yaml", raw)

@@ -72,6 +72,7 @@ def run_cli(*args: str, answer: str = "y\n") -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_custom_code_in_a_model_dir_is_refused_without_a_prompt(saved_model, tmp_path):
     model = edited(copy_of(saved_model, tmp_path))  # a hostile dir need not carry our manifest
     sentinel = tmp_path / "SENTINEL"

@@ -87,6 +87,7 @@ def test_export_dot_is_exit_2_without_traceback(run_dir):
     assert "source model" in " ".join(result.stderr.split())
 
 
+@pytest.mark.slow
 def test_export_replaces_its_own_export_and_overwrite_replaces_a_foreign_dir(run_dir, tmp_path):
     out = tmp_path / "onnx"
     export_onnx(run_dir / "model", out)
@@ -179,6 +180,7 @@ def test_written_files_and_dirs_follow_the_umask(run_dir, tmp_path):
         assert stat.S_IMODE((tmp_path / "model" / name).stat().st_mode) == 0o644, name
 
 
+@pytest.mark.slow
 def test_full_disk_during_training_exits_2_and_keeps_earlier_checkpoints(tmp_path, tiny_encoder,
                                                                         small_disk):
     from polytask.training.checkpoint import latest_complete

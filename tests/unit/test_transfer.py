@@ -72,6 +72,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> tu
     return raw, result, folder / "out"
 
 
+@pytest.mark.slow
 def test_noise_task_hurts_the_clean_task_and_the_identical_one_does_not(measured) -> None:
     _, result, out = measured
     verdicts = _verdicts(result)

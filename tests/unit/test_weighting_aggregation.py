@@ -65,6 +65,7 @@ def min_norm_brute_force(matrix: torch.Tensor) -> float:
 
 @SETTINGS
 @given(seed=seeds, tasks=st.integers(2, 3), dims=st.integers(2, 6))
+@pytest.mark.slow
 def test_mgda_is_the_min_norm_point_of_the_convex_hull(seed, tasks, dims):
     g = jacobian(seed, tasks, dims)
     d, weights = aggregate("mgda", g, epsilon=1e-9, max_iters=20000)
