@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from polytask.config import RunConfig
+    from polytask.models.multitask import MultiTaskModel
 
 
 def _config(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
@@ -101,32 +102,21 @@ def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None
     return results
 
 
-def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
+def predict(model: str | Path | MultiTaskModel, inputs: list[str | list[str] | dict] | str,
             tasks: list[str] | None = None, num_beams: int | None = None,
             max_new_tokens: int | None = None, batch_size: int = 64,
-            trust_remote_code: bool = False) -> list[dict[str, Any]]:
+            trust_remote_code: bool = False, device: str = "auto") -> list[dict[str, Any]]:
     """``polytask predict`` on inputs in memory (the CLI reads them from a JSONL file): the
     predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
+    ``model`` is a saved model directory (loaded on ``device``) or a loaded MultiTaskModel;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
     A tabular model takes dicts of its feature columns. ``trust_remote_code`` as for ``info``."""
-    from polytask.data.records import Record
-    from polytask.inference import load_model, predict_records
+    from polytask.inference import load_model, predict_inputs
 
-    model = load_model(model_dir, trust_remote_code=trust_remote_code)
-    if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
-        return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks, batch_size)
-    records = []
-    for i, item in enumerate(inputs):
-        if isinstance(item, dict):
-            words = item.get("tokens")
-            records.append(Record("<inputs>", i + 1, text=item.get("text"), words=words,
-                                  text_pair=item.get("text_pair")))
-        elif isinstance(item, list):
-            records.append(Record("<inputs>", i + 1, words=[str(w) for w in item]))
-        else:
-            records.append(Record("<inputs>", i + 1, text=str(item)))
-    return predict_records(model, records, tasks, batch_size, num_beams=num_beams,
-                           max_new_tokens=max_new_tokens)
+    if isinstance(model, (str, Path)):
+        model = load_model(model, device=device, trust_remote_code=trust_remote_code)
+    return predict_inputs(model, inputs, tasks, batch_size, num_beams=num_beams,
+                          max_new_tokens=max_new_tokens)
 
 
 def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str | Path | None = None,

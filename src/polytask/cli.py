@@ -150,13 +150,14 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
                 min=1, help="seq2seq tasks: beam width (default: each task's num_beams)")] = None,
             max_new_tokens: Annotated[Optional[int], typer.Option(
                 min=1, help="seq2seq tasks: most tokens generated (default: max_target_length)")] = None,
-            trust_remote_code: TrustOpt = False) -> None:
+            trust_remote_code: TrustOpt = False,
+            device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto") -> None:
     """Predict every task for each input line, in one encoder pass per batch."""
     from polytask.atomic import write_text
     from polytask.inference import check_output_file, load_model, predict_records, read_inputs
 
     check_output_file(output, "--output", "predictions.jsonl")
-    model = load_model(model_dir, trust_remote_code=trust_remote_code)
+    model = load_model(model_dir, device=device, trust_remote_code=trust_remote_code)
     records = read_inputs(input, model.tokenizer)  # a tabular model reads rows of feature columns
     predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
     lines = "".join(json.dumps({"line": r.line, **{k: v for k, v in r.fields.items()},
