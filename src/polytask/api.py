@@ -102,19 +102,20 @@ def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None
     return results
 
 
-def predict(model: str | Path | MultiTaskModel, inputs: list[str | list[str] | dict] | str,
+def predict(model_dir: str | Path | MultiTaskModel, inputs: list[str | list[str] | dict] | str,
             tasks: list[str] | None = None, num_beams: int | None = None,
             max_new_tokens: int | None = None, batch_size: int = 64,
             trust_remote_code: bool = False, device: str = "auto") -> list[dict[str, Any]]:
     """``polytask predict`` on inputs in memory (the CLI reads them from a JSONL file): the
     predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
-    ``model`` is a saved model directory (loaded on ``device``) or a loaded MultiTaskModel;
+    ``model_dir`` is a saved model directory (loaded on ``device``) or a loaded MultiTaskModel;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
     A tabular model takes dicts of its feature columns. ``trust_remote_code`` as for ``info``."""
     from polytask.inference import load_model, predict_inputs
 
-    if isinstance(model, (str, Path)):
-        model = load_model(model, device=device, trust_remote_code=trust_remote_code)
+    model = model_dir
+    if isinstance(model_dir, (str, Path)):
+        model = load_model(model_dir, device=device, trust_remote_code=trust_remote_code)
     return predict_inputs(model, inputs, tasks, batch_size, num_beams=num_beams,
                           max_new_tokens=max_new_tokens)
 
