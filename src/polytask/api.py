@@ -9,6 +9,7 @@ the functions, so ``import polytask`` stays fast.
 from __future__ import annotations
 
 import copy
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
     from polytask.config import RunConfig
     from polytask.models.multitask import MultiTaskModel
+
+log = logging.getLogger(__name__)
 
 
 def _config(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
@@ -178,11 +181,26 @@ def tune(config: str | Path, trials: int | None = None, overrides: list[str] | N
     return run_search(config, trials, overrides or [])
 
 
-def export(model_dir: str | Path, onnx: str | Path, overwrite: bool = False) -> Path:
-    """``polytask export --onnx``: one ONNX graph of every task head, written to the directory
-    ``onnx`` (self-contained; serve it with ``serve(onnx, onnx=True)``). Returns that path.
-    An existing ``onnx`` must be an earlier export unless ``overwrite``; the source model and the
-    directories holding it are never replaced."""
+def export(model_dir: str | Path, onnx: str | Path | None = None, overwrite: bool = False,
+           hf: str | Path | None = None) -> Path:
+    """``polytask export``, to one of: ``onnx``, one ONNX graph of every task head in that
+    directory (self-contained; serve it with ``serve(onnx, onnx=True)``); or ``hf``, standard
+    transformers directories, ``hf/encoder`` (AutoModel + tokenizer) and ``hf/<task>`` per task
+    (AutoModelForSequenceClassification / AutoModelForTokenClassification, for ``pipeline``; a
+    CRF tagger loses its transitions, logged as a warning). Returns the path written. An
+    existing output must be an earlier export of the same kind unless ``overwrite``; the source
+    model and the directories holding it are never replaced."""
+    from polytask.errors import ConfigError
+
+    if (onnx is None) == (hf is None):
+        raise ConfigError("export: give one of --onnx DIR or --hf DIR (one export per call)")
+    if hf is not None:
+        from polytask.models.hf_export import export_hf
+
+        done = export_hf(model_dir, hf, overwrite=overwrite)
+        for note in done["notes"]:
+            log.warning("%s", note)
+        return done["path"]
     from polytask.serving.onnx_export import export_onnx
 
     return export_onnx(model_dir, onnx, overwrite=overwrite)

@@ -223,15 +223,27 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
 
 @app.command()
 def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")],
+           onnx: Annotated[Optional[Path], typer.Option("--onnx", help="output directory for the ONNX export")] = None,
+           hf: Annotated[Optional[Path], typer.Option(
+               "--hf", help="output directory for transformers models: encoder/ and one folder per task")] = None,
            overwrite: Annotated[bool, typer.Option(
-               help="replace --onnx DIR even if it is not an earlier export (never the source model)")] = False,
+               help="replace the output even if it is not an earlier export (never the source model)")] = False,
            ) -> None:
-    """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
-    from polytask.api import export as export_onnx
+    """Export MODEL_DIR: --onnx to one ONNX graph (every task head), --hf to transformers models."""
+    from polytask.api import export as export_model
+    from polytask.models.hf_export import export_hf
 
-    export_onnx(model_dir, onnx, overwrite=overwrite)
-    out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
+    if hf is None or onnx is not None:
+        export_model(model_dir, onnx, overwrite=overwrite, hf=hf)
+        out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
+        return
+    done = export_hf(model_dir, hf, overwrite=overwrite)
+    for task, pipeline in done["tasks"].items():
+        out.print(f"[green]exported[/] {task} -> {hf / task}: "
+                  f"transformers.pipeline(\"{pipeline}\", model=\"{hf / task}\")")
+    out.print(f"[green]exported[/] shared encoder -> {hf / 'encoder'} (AutoModel, AutoTokenizer)")
+    for note in done["notes"]:
+        err.print(f"[yellow]warning:[/] {note}")
 
 
 @app.command()
