@@ -31,6 +31,7 @@ from polytask.errors import ConfigError, ModelDirError
 from polytask.models.decoders import encoder_from_config
 from polytask.models.loading import (TRUST_FLAG, clamp_max_length, embedding_rows, refusal,
                                      tokenizer_fingerprint, tokenizer_problem)
+from polytask.models.model_card_md import CARD_FILE, render_card
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.sharing.base import SharedOutput, build_sharing
 from polytask.tasks.base import BuildContext, Task, build_task
@@ -141,19 +142,29 @@ class MultiTaskModel(nn.Module):
                else {"tokenizer": tokenizer_fingerprint(self.tokenizer)}),
         }
 
-    def save_to(self, directory: Path) -> None:
-        """Write the model into an existing directory (used inside atomic writes)."""
+    def save_to(self, directory: Path, card_for: Path | None = None,
+                results: dict[str, Any] | None = None) -> None:
+        """Write the model into an existing directory (used inside atomic writes); its README.md
+        model card describes it as saved at ``card_for`` (default: ``directory``), with the
+        metrics ``results`` (default: the results.json beside ``card_for``, if any)."""
         directory = Path(directory)
         save_model(self, str(directory / WEIGHTS_FILE))
         (directory / CONFIG_FILE).write_text(json.dumps(self.describe(), indent=2), encoding="utf-8")
         self.encoder.config.save_pretrained(directory / "encoder")
         self.tokenizer.save_pretrained(directory)
+        card = render_card(self, card_for or directory, getattr(self, "training_data", None), results)
+        (directory / CARD_FILE).write_text(card, encoding="utf-8")
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write (or replace, if polytask wrote it) the model directory, atomically."""
+    def save_pretrained(self, directory: str | Path, results: dict[str, Any] | None = None) -> Path:
+        """Write (or replace, if polytask wrote it) the model directory, atomically; ``results``
+        (a training run's results.json) puts dev/test metrics in its model card."""
         with atomic_dir(Path(directory), "model") as tmp:
-            self.save_to(tmp)
+            self.save_to(tmp, card_for=Path(directory), results=results)
         return Path(directory)
+
+    def remember_training_data(self, datasets: dict[str, dict[str, str]]) -> None:
+        """The data files (per dataset group, per split) the model card lists when saved."""
+        self.training_data = datasets
 
     def predict(self, inputs: list[str | list[str] | dict[str, Any]], tasks: list[str] | None = None,
                 batch_size: int = 32, **generation: Any) -> list[dict[str, Any]]:
