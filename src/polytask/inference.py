@@ -114,7 +114,12 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
     features = build_features(records, chosen, model.tokenizer, model.config.max_length, with_targets=False)
     with generation_options(chosen, num_beams, max_new_tokens):
         results = run_tasks(model, features, chosen, batch_size, explain=True)
-    return [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
+    out = [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
+    for task in chosen:
+        if hasattr(task, "locate"):  # token tasks: entities get character offsets in the input
+            for record, row in zip(records, out):
+                row[task.name] = task.locate(row[task.name], record.words, record.text)
+    return out
 
 
 def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, ...] = ("test",),

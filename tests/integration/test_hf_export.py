@@ -113,3 +113,11 @@ def test_export_never_replaces_a_folder_polytask_did_not_write(exported, tmp_pat
     assert code == 2 and "is inside the source model" in err and "Traceback" not in err
     code, err = run_in_process(monkeypatch, capsys, "export", model_dir)
     assert code == 2 and "give one of --onnx DIR or --hf DIR" in err
+
+
+def test_predicted_entities_point_into_the_input_text(exported):
+    _, _, want = exported
+    entities = [(text, e) for text, w in zip(TEXTS, want) for e in w["tags_plain"]["entities"]]
+    assert entities  # the trained tagger finds some
+    for text, entity in entities:
+        assert text[entity["start"]:entity["end"]] == entity["word"] and 0 < entity["score"] <= 1
