@@ -52,3 +52,17 @@ def test_from_pretrained_dtype(model_dir):
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     with pytest.raises(ConfigError, match="dtype 'int8'"):
         MultiTaskModel.from_pretrained(model_dir, dtype="int8")
+
+
+def test_cli_predict_on_a_missing_device_is_exit_2_without_traceback(model_dir, tmp_path, monkeypatch, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from polytask.cli import main
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"text": "a red cat"}\n', encoding="utf-8")
+    monkeypatch.setattr("sys.argv", ["polytask", "predict", str(model_dir), "-i", str(inputs), "--device", "cuda"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert exited.value.code == 2 and "device 'cuda' is not available" in err and "Traceback" not in err
