@@ -9,6 +9,7 @@ the functions, so ``import polytask`` stays fast.
 from __future__ import annotations
 
 import copy
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from polytask.config import RunConfig
+    from polytask.models.multitask import MultiTaskModel
+
+log = logging.getLogger(__name__)
 
 
 def _config(config: RunConfig | str | Path | dict, overrides: list[str] | None = None) -> RunConfig:
@@ -101,32 +105,22 @@ def evaluate(model_dir: str | Path, config: RunConfig | str | Path | dict | None
     return results
 
 
-def predict(model_dir: str | Path, inputs: list[str | list[str] | dict],
+def predict(model_dir: str | Path | MultiTaskModel, inputs: list[str | list[str] | dict] | str,
             tasks: list[str] | None = None, num_beams: int | None = None,
             max_new_tokens: int | None = None, batch_size: int = 64,
-            trust_remote_code: bool = False) -> list[dict[str, Any]]:
+            trust_remote_code: bool = False, device: str = "auto") -> list[dict[str, Any]]:
     """``polytask predict`` on inputs in memory (the CLI reads them from a JSONL file): the
     predictions of every task (or ``tasks``) for texts, word lists, or {"text"/"tokens"} dicts;
+    ``model_dir`` is a saved model directory (loaded on ``device``) or a loaded MultiTaskModel;
     ``num_beams``/``max_new_tokens`` override the generation (seq2seq) tasks' config.
     A tabular model takes dicts of its feature columns. ``trust_remote_code`` as for ``info``."""
-    from polytask.data.records import Record
-    from polytask.inference import load_model, predict_records
+    from polytask.inference import load_model, predict_inputs
 
-    model = load_model(model_dir, trust_remote_code=trust_remote_code)
-    if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
-        return predict_records(model, model.tokenizer.records_from_rows(inputs), tasks, batch_size)
-    records = []
-    for i, item in enumerate(inputs):
-        if isinstance(item, dict):
-            words = item.get("tokens")
-            records.append(Record("<inputs>", i + 1, text=item.get("text"), words=words,
-                                  text_pair=item.get("text_pair")))
-        elif isinstance(item, list):
-            records.append(Record("<inputs>", i + 1, words=[str(w) for w in item]))
-        else:
-            records.append(Record("<inputs>", i + 1, text=str(item)))
-    return predict_records(model, records, tasks, batch_size, num_beams=num_beams,
-                           max_new_tokens=max_new_tokens)
+    model = model_dir
+    if isinstance(model_dir, (str, Path)):
+        model = load_model(model_dir, device=device, trust_remote_code=trust_remote_code)
+    return predict_inputs(model, inputs, tasks, batch_size, num_beams=num_beams,
+                          max_new_tokens=max_new_tokens)
 
 
 def relatedness(config: RunConfig | str | Path | dict, steps: int = 25, out: str | Path | None = None,
@@ -187,11 +181,26 @@ def tune(config: str | Path, trials: int | None = None, overrides: list[str] | N
     return run_search(config, trials, overrides or [])
 
 
-def export(model_dir: str | Path, onnx: str | Path, overwrite: bool = False) -> Path:
-    """``polytask export --onnx``: one ONNX graph of every task head, written to the directory
-    ``onnx`` (self-contained; serve it with ``serve(onnx, onnx=True)``). Returns that path.
-    An existing ``onnx`` must be an earlier export unless ``overwrite``; the source model and the
-    directories holding it are never replaced."""
+def export(model_dir: str | Path, onnx: str | Path | None = None, overwrite: bool = False,
+           hf: str | Path | None = None) -> Path:
+    """``polytask export``, to one of: ``onnx``, one ONNX graph of every task head in that
+    directory (self-contained; serve it with ``serve(onnx, onnx=True)``); or ``hf``, standard
+    transformers directories, ``hf/encoder`` (AutoModel + tokenizer) and ``hf/<task>`` per task
+    (AutoModelForSequenceClassification / AutoModelForTokenClassification, for ``pipeline``; a
+    CRF tagger loses its transitions, logged as a warning). Returns the path written. An
+    existing output must be an earlier export of the same kind unless ``overwrite``; the source
+    model and the directories holding it are never replaced."""
+    from polytask.errors import ConfigError
+
+    if (onnx is None) == (hf is None):
+        raise ConfigError("export: give one of --onnx DIR or --hf DIR (one export per call)")
+    if hf is not None:
+        from polytask.models.hf_export import export_hf
+
+        done = export_hf(model_dir, hf, overwrite=overwrite)
+        for note in done["notes"]:
+            log.warning("%s", note)
+        return done["path"]
     from polytask.serving.onnx_export import export_onnx
 
     return export_onnx(model_dir, onnx, overwrite=overwrite)

@@ -161,13 +161,14 @@ def predict(model_dir: Annotated[Path, typer.Argument(help="a saved model direct
                 min=1, help="seq2seq tasks: beam width (default: each task's num_beams)")] = None,
             max_new_tokens: Annotated[Optional[int], typer.Option(
                 min=1, help="seq2seq tasks: most tokens generated (default: max_target_length)")] = None,
-            trust_remote_code: TrustOpt = False) -> None:
+            trust_remote_code: TrustOpt = False,
+            device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps")] = "auto") -> None:
     """Predict every task for each input line, in one encoder pass per batch."""
     from polytask.atomic import write_text
     from polytask.inference import check_output_file, load_model, predict_records, read_inputs
 
     check_output_file(output, "--output", "predictions.jsonl")
-    model = load_model(model_dir, trust_remote_code=trust_remote_code)
+    model = load_model(model_dir, device=device, trust_remote_code=trust_remote_code)
     records = read_inputs(input, model.tokenizer)  # a tabular model reads rows of feature columns
     predictions = predict_records(model, records, task, batch_size, num_beams, max_new_tokens)
     lines = "".join(json.dumps({"line": r.line, **{k: v for k, v in r.fields.items()},
@@ -233,15 +234,27 @@ def serve(model_dir: Annotated[Path, typer.Argument(help="a saved model director
 
 @app.command()
 def export(model_dir: Annotated[Path, typer.Argument(help="a saved model directory")],
-           onnx: Annotated[Path, typer.Option("--onnx", help="output directory for the ONNX export")],
+           onnx: Annotated[Optional[Path], typer.Option("--onnx", help="output directory for the ONNX export")] = None,
+           hf: Annotated[Optional[Path], typer.Option(
+               "--hf", help="output directory for transformers models: encoder/ and one folder per task")] = None,
            overwrite: Annotated[bool, typer.Option(
-               help="replace --onnx DIR even if it is not an earlier export (never the source model)")] = False,
+               help="replace the output even if it is not an earlier export (never the source model)")] = False,
            ) -> None:
-    """Export MODEL_DIR to one ONNX graph (every task head) in a self-contained directory."""
-    from polytask.api import export as export_onnx
+    """Export MODEL_DIR: --onnx to one ONNX graph (every task head), --hf to transformers models."""
+    from polytask.api import export as export_model
+    from polytask.models.hf_export import export_hf
 
-    export_onnx(model_dir, onnx, overwrite=overwrite)
-    out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
+    if hf is None or onnx is not None:
+        export_model(model_dir, onnx, overwrite=overwrite, hf=hf)
+        out.print(f"[green]exported[/] {model_dir} -> {onnx} (serve it with `polytask serve {onnx} --onnx`)")
+        return
+    done = export_hf(model_dir, hf, overwrite=overwrite)
+    for task, pipeline in done["tasks"].items():
+        out.print(f"[green]exported[/] {task} -> {hf / task}: "
+                  f"transformers.pipeline(\"{pipeline}\", model=\"{hf / task}\")")
+    out.print(f"[green]exported[/] shared encoder -> {hf / 'encoder'} (AutoModel, AutoTokenizer)")
+    for note in done["notes"]:
+        err.print(f"[yellow]warning:[/] {note}")
 
 
 @app.command()

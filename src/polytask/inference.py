@@ -39,9 +39,10 @@ def check_splits(splits: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(canonical_split(s) for s in splits))
 
 
-def load_model(model_dir: str | Path, device: str = "auto", trust_remote_code: bool = False) -> MultiTaskModel:
+def load_model(model_dir: str | Path, device: str = "auto", trust_remote_code: bool = False,
+               dtype: str | None = None) -> MultiTaskModel:
     return MultiTaskModel.from_pretrained(model_dir, device=pick_device(device),
-                                          trust_remote_code=trust_remote_code)
+                                          trust_remote_code=trust_remote_code, dtype=dtype)
 
 
 def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
@@ -68,6 +69,33 @@ def read_inputs(path: Path, tokenizer: Any = None) -> list[Record]:
     return records
 
 
+def records_from_inputs(model: Predictor, inputs: list[Any]) -> list[Record]:
+    """Records of texts, word lists or {"text"/"tokens"/"text_pair"} dicts (a tabular model:
+    dicts of its feature columns), numbered from 1 as lines of ``<inputs>``."""
+    if hasattr(model.tokenizer, "records_from_rows"):  # tabular: rows of feature columns
+        return model.tokenizer.records_from_rows(inputs)
+    if isinstance(inputs, (str, dict)):
+        inputs = [inputs]
+    records = []
+    for i, item in enumerate(inputs, start=1):
+        if isinstance(item, dict):
+            records.append(Record("<inputs>", i, text=item.get("text"), words=item.get("tokens"),
+                                  text_pair=item.get("text_pair")))
+        elif isinstance(item, list):
+            records.append(Record("<inputs>", i, words=[str(w) for w in item]))
+        else:
+            records.append(Record("<inputs>", i, text=str(item)))
+    return records
+
+
+def predict_inputs(model: Predictor, inputs: list[Any], tasks: list[str] | None = None,
+                   batch_size: int = 32, num_beams: int | None = None,
+                   max_new_tokens: int | None = None) -> list[dict[str, Any]]:
+    """``predict_records`` on inputs in memory (see ``records_from_inputs``)."""
+    return predict_records(model, records_from_inputs(model, inputs), tasks, batch_size,
+                           num_beams=num_beams, max_new_tokens=max_new_tokens)
+
+
 def predict_records(model: Predictor, records: list[Record], tasks: list[str] | None = None,
                     batch_size: int = 64, num_beams: int | None = None,
                     max_new_tokens: int | None = None) -> list[dict[str, Any]]:
@@ -86,7 +114,12 @@ def predict_records(model: Predictor, records: list[Record], tasks: list[str] | 
     features = build_features(records, chosen, model.tokenizer, model.config.max_length, with_targets=False)
     with generation_options(chosen, num_beams, max_new_tokens):
         results = run_tasks(model, features, chosen, batch_size, explain=True)
-    return [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
+    out = [{name: results[name]["predictions"][i] for name in names} for i in range(len(records))]
+    for task in chosen:
+        if hasattr(task, "locate"):  # token tasks: entities get character offsets in the input
+            for record, row in zip(records, out):
+                row[task.name] = task.locate(row[task.name], record.words, record.text)
+    return out
 
 
 def evaluate_model(model: MultiTaskModel, config: RunConfig, splits: tuple[str, ...] = ("test",),

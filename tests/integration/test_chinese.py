@@ -58,7 +58,9 @@ def test_chinese_sentiment_and_ner_learn_and_predict_per_character(tmp_path):
     tags = first["entities"]["tags"]
     assert len(tags) == len(["今", "天", "深", "圳", "的", "Apple", "股", "价", "大", "跌", "了"])
     entities = {(e["type"], e["start"], e["end"]) for e in first["entities"]["entities"]}
-    assert ("LOC", 2, 4) in entities and ("ORG", 5, 6) in entities, first
+    assert ("LOC", 2, 4) in entities and ("ORG", 5, 10) in entities, first  # character offsets
+    words = {(e["word"], e["word_start"], e["word_end"]) for e in first["entities"]["entities"]}
+    assert ("深圳", 2, 4) in words and ("Apple", 5, 6) in words
     assert first["sentiment"]["label"] == "负面"
 
     # the same from the command line: a UTF-8 JSONL in, per-character tags out

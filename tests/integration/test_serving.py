@@ -17,6 +17,7 @@ from tiny_models import sample_records, train_every_task
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_helpers import polytask, start  # noqa: E402
 
+from polytask.data.records import Record
 from polytask.inference import load_model, predict_records
 from polytask.serving import create_app
 from polytask.serving.onnx_export import export_onnx
@@ -72,6 +73,16 @@ def test_task_subset_and_text_objects(client):
     for prediction in response.json()["predictions"]:
         assert set(prediction) == {"tags", "color"}
     assert len(response.json()["predictions"][0]["tags"]["tags"]) == 3
+
+
+def test_one_text_alone_is_one_input_with_located_entities(client, model_dir):
+    text = "a red cat, a red cat"
+    response = client.post("/predict", json={"inputs": text})
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["predictions"]
+    assert prediction == predict_records(load_model(model_dir, "cpu"), [Record("<inputs>", 1, text=text)])[0]
+    for entity in prediction["tags"].get("entities", []):  # offsets index the text sent
+        assert text[entity["start"]:entity["end"]] == entity["word"] and 0 < entity["score"] <= 1
 
 
 @pytest.mark.parametrize("body", [

@@ -64,8 +64,11 @@ def test_bmes_crf_predictions_are_well_formed_after_loading(tmp_path, tiny_encod
                        tasks=["tags"])
     for out in outs:
         assert ill_formed_at("bmes", out["tags"]["tags"]) is None
-    assert outs[1]["tags"]["entities"] == [{"type": "color", "start": 0, "end": 1},
-                                           {"type": "animal", "start": 1, "end": 2}]
+    # words in: located in the words joined by spaces ("blue dog"), word span kept
+    assert [{k: v for k, v in e.items() if k != "score"} for e in outs[1]["tags"]["entities"]] == [
+        {"type": "color", "word": "blue", "start": 0, "end": 4, "word_start": 0, "word_end": 1},
+        {"type": "animal", "word": "dog", "start": 5, "end": 8, "word_start": 1, "word_end": 2}]
+    assert all(0 < e["score"] <= 1 for e in outs[1]["tags"]["entities"])
     # The exported model decodes with the same scheme constraint (task state in polytask.json).
     onnx = OnnxModel(export_onnx(tmp_path / "run" / "model", tmp_path / "onnx"), num_threads=1)
     assert onnx.tasks["tags"].constrain and onnx.tasks["tags"].scheme == "bmes"

@@ -31,6 +31,7 @@ from polytask.errors import ConfigError, ModelDirError
 from polytask.tasks.decoders import encoder_from_config
 from polytask.models.loading import (TRUST_FLAG, clamp_max_length, embedding_rows, refusal,
                                      tokenizer_fingerprint, tokenizer_problem)
+from polytask.models.model_card_md import CARD_FILE, render_card
 from polytask.models.tabular import TabularConfig  # registers the tabular encoder with AutoConfig
 from polytask.sharing.base import SharedOutput, build_sharing
 from polytask.tasks.base import BuildContext, Task, build_task
@@ -141,26 +142,48 @@ class MultiTaskModel(nn.Module):
                else {"tokenizer": tokenizer_fingerprint(self.tokenizer)}),
         }
 
-    def save_to(self, directory: Path) -> None:
-        """Write the model into an existing directory (used inside atomic writes)."""
+    def save_to(self, directory: Path, card_for: Path | None = None,
+                results: dict[str, Any] | None = None) -> None:
+        """Write the model into an existing directory (used inside atomic writes); its README.md
+        model card describes it as saved at ``card_for`` (default: ``directory``), with the
+        metrics ``results`` (default: the results.json beside ``card_for``, if any)."""
         directory = Path(directory)
         save_model(self, str(directory / WEIGHTS_FILE))
         (directory / CONFIG_FILE).write_text(json.dumps(self.describe(), indent=2), encoding="utf-8")
         self.encoder.config.save_pretrained(directory / "encoder")
         self.tokenizer.save_pretrained(directory)
+        card = render_card(self, card_for or directory, getattr(self, "training_data", None), results)
+        (directory / CARD_FILE).write_text(card, encoding="utf-8")
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write (or replace, if polytask wrote it) the model directory, atomically."""
+    def save_pretrained(self, directory: str | Path, results: dict[str, Any] | None = None) -> Path:
+        """Write (or replace, if polytask wrote it) the model directory, atomically; ``results``
+        (a training run's results.json) puts dev/test metrics in its model card."""
         with atomic_dir(Path(directory), "model") as tmp:
-            self.save_to(tmp)
+            self.save_to(tmp, card_for=Path(directory), results=results)
         return Path(directory)
+
+    def remember_training_data(self, datasets: dict[str, dict[str, str]]) -> None:
+        """The data files (per dataset group, per split) the model card lists when saved."""
+        self.training_data = datasets
+
+    def predict(self, inputs: list[str | list[str] | dict[str, Any]], tasks: list[str] | None = None,
+                batch_size: int = 32, **generation: Any) -> list[dict[str, Any]]:
+        """Every task's (or ``tasks``') prediction for each input (a text, a word list or a
+        {"text"/"tokens"/"text_pair"} dict), as ``polytask predict`` gives them; ``generation``:
+        ``num_beams``/``max_new_tokens`` for seq2seq tasks."""
+        from polytask.inference import predict_inputs  # the prediction code sits above models
+
+        return predict_inputs(self, inputs, tasks, batch_size, **generation)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
-                        trust_remote_code: bool = False) -> MultiTaskModel:
-        """The model saved in ``directory``; ``trust_remote_code`` lets Python code shipped in the
-        directory run (the caller's choice: a saved model never turns it on by itself)."""
+                        trust_remote_code: bool = False,
+                        dtype: str | torch.dtype | None = None) -> MultiTaskModel:
+        """The model saved in ``directory``, on ``device`` (in ``dtype``, e.g. "bfloat16", if
+        given); ``trust_remote_code`` lets Python code shipped in the directory run (the caller's
+        choice: a saved model never turns it on by itself)."""
         directory = Path(directory)
+        device, dtype = usable_device(device), torch_dtype(dtype)
         restore_interrupted_save(directory)
         meta = read_model_meta(directory)
         check_integrity(directory)
@@ -170,7 +193,29 @@ class MultiTaskModel(nn.Module):
             load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type too
             raise ModelDirError(f"{directory / WEIGHTS_FILE}: weights do not fit the model ({exc})") from None
-        return model.to(device).eval()
+        return model.to(device=device, dtype=dtype).eval()
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, or a ConfigError if this machine has no such device."""
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as exc:  # torch says "not compiled with CUDA"
+        raise ConfigError(f"device {str(device)!r} is not available on this machine ({exc}); "
+                          "load with device='cpu' (or 'auto' in polytask.predict / the CLI)") from None
+    return device
+
+
+def torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``dtype`` ("float32", "bfloat16", "float16", a torch.dtype or None) as a torch.dtype."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    found = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(found, torch.dtype) or not found.is_floating_point:
+        raise ConfigError(f"dtype {dtype!r}: not a floating-point torch dtype; use float32, "
+                          "bfloat16 or float16")
+    return found
 
 
 def _load_parts(directory: Path, meta: dict[str, Any], trust: bool) -> tuple[ModelConfig, list[Task], Any, Any]:

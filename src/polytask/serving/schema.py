@@ -31,9 +31,15 @@ class FeaturesInput(Strict):
 
 class PredictRequest(Strict):
     inputs: list[Union[str, TextInput, TokensInput, FeaturesInput]] = Field(  # noqa: UP007
-        min_length=1, description='texts, {"text": ...} or {"tokens": [...]} objects; for a '
-        'tabular model {"features": {...}} objects')
+        min_length=1, description='texts, {"text": ...} or {"tokens": [...]} objects (or one '
+        'text alone, as a string); for a tabular model {"features": {...}} objects')
     tasks: list[str] | None = Field(None, description="only these tasks (default: every task)")
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_text(cls, value: Any) -> Any:
+        """``"inputs": "a text"`` is one input, as a transformers pipeline takes it."""
+        return [value] if isinstance(value, str) else value
 
     @field_validator("inputs")
     @classmethod

@@ -208,10 +208,47 @@ class TokenClassification(LabelVocabulary):
         self.constrain = bool(state.get("constrained", False))
 
     def explain(self, logits, word_ids, attention_mask, head: TaggingHead | None = None):
+        """Tags, and (with a scheme) entities with their word span and ``score``: the mean over
+        the entity's words of the probability of the chosen tag at the word's first sub-token
+        (softmax of the emissions; with a CRF, its Viterbi path's tags), as HF's NER pipeline."""
+        paths = self._best_paths(logits, word_ids, head)
+        tag_lists = self.decode(logits, word_ids, attention_mask, head)
         if self.scheme == "none":
-            return [{"tags": tags} for tags in self.decode(logits, word_ids, attention_mask, head)]
-        return [{"tags": tags, "entities": tag_schemes.entities(self.scheme, tags)}
-                for tags in self.decode(logits, word_ids, attention_mask, head)]
+            return [{"tags": tags} for tags in tag_lists]
+        out = []
+        for probs, path, tags in zip(self._word_probabilities(logits, word_ids), paths, tag_lists):
+            chosen = [float(probs[w, tag]) for w, tag in enumerate(path)]
+            found = tag_schemes.entities(self.scheme, tags)
+            for entity in found:
+                kept = chosen[entity["start"]:entity["end"]]  # words past max_length: none
+                entity["score"] = round(sum(kept) / len(kept), 6) if kept else 0.0
+            out.append({"tags": tags, "entities": found})
+        return out
+
+    def _word_probabilities(self, logits, word_ids) -> list[torch.Tensor]:
+        """Per example, [words, labels] softmax probabilities at each word's first sub-token."""
+        probs = logits.float().softmax(-1)
+        rows = []
+        for row, ids in enumerate(word_ids):
+            positions = [p for p, _ in first_subtoken_positions(ids[: logits.size(1)])]
+            rows.append(probs[row, positions].cpu())
+        return rows
+
+    @staticmethod
+    def locate(prediction: Any, words: list[str], text: str | None) -> Any:
+        """``prediction``'s entities with, as HF's NER pipeline gives them, ``word`` and character
+        ``start``/``end`` in ``text`` (the input; inputs given as words: the words joined by single
+        spaces), the word span kept as ``word_start``/``word_end`` (end exclusive)."""
+        if not isinstance(prediction, dict) or not prediction.get("entities"):
+            return prediction
+        text, spans = word_spans(words, text)
+        located = []
+        for entity in prediction["entities"]:
+            first, last = entity["start"], entity["end"]
+            start, end = spans[first][0], spans[min(last, len(spans)) - 1][1]
+            located.append({"type": entity["type"], "word": text[start:end], "start": start, "end": end,
+                            "score": entity.get("score"), "word_start": first, "word_end": last})
+        return {**prediction, "entities": located}
 
     def metrics(self, predictions: list[Any], golds: list[Any],
                 scores: np.ndarray | None = None) -> dict[str, Any]:
@@ -227,3 +264,20 @@ class TokenClassification(LabelVocabulary):
         return {**result, **{f"{avg}_f1": float(f1_score(flat_gold, flat_pred, average=avg,
                                                           zero_division=0))
                              for avg in ("macro", "micro")}}
+
+
+def word_spans(words: list[str], text: str | None) -> tuple[str, list[tuple[int, int]]]:
+    """The text and each word's [start, end) character span in it, found left to right (so a
+    repeated word gets its own occurrence); without a text, or if a word is not found in it
+    in order, the words joined by single spaces."""
+    for source in ([text] if text else []) + [" ".join(words)]:
+        spans, at = [], 0
+        for word in words:
+            start = source.find(word, at)
+            if start < 0:
+                break
+            spans.append((start, start + len(word)))
+            at = start + len(word)
+        else:
+            return source, spans
+    raise AssertionError("unreachable: the joined words always contain every word")

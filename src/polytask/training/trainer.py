@@ -23,6 +23,7 @@ from polytask.distributed import Distributed, check_launcher
 from polytask.errors import CheckpointError, ConfigError, TrainingDiverged
 from polytask.evaluation.alarms import check_alarms
 from polytask.evaluation.evaluate import scalar_metrics, selection_score
+from polytask.models.model_card_md import dataset_paths
 from polytask.sampling.samplers import build_sampler
 from polytask.sharing.base import check_sharing
 from polytask.training import promotion
@@ -218,8 +219,19 @@ def finish(run: Run) -> dict[str, Any]:
     results["wall_time_s"] = round(time.monotonic() - run.started, 2)  # this process: loop + final eval
     if main:
         write_text(run.out / "results.json", json.dumps(results, indent=2, default=str))
+        save_card_metrics(model, run.out / "model", results)
         print_table(run.prepared.tasks, results)
     return results
+
+
+def save_card_metrics(model: Any, directory: Path, results: dict[str, Any]) -> None:
+    """Save the selected model again so that its README.md model card holds the final metrics
+    (the model is complete on disk already: a failure here only leaves the card without them)."""
+    try:
+        model.save_pretrained(directory, results=results)
+    except OSError as exc:
+        log.warning("%s: the model card could not get the final metrics (%s); the model is intact",
+                    directory, exc.strerror or exc)
 
 
 def train(config: RunConfig, resume: bool = False, prepared: Prepared | None = None,
@@ -271,6 +283,7 @@ def run_training(config: RunConfig, prepared: Prepared, ddp: Distributed, device
         raise CheckpointError(f"train.output_dir {out}: cannot write there ({exc.strerror}); "
                               "choose a writable directory with free space") from None
     model = prepared.model.to(device)
+    model.remember_training_data(dataset_paths(config))  # listed in the saved model's card
     ddp.broadcast_parameters(model)
     train_features = prepared.features["train"]
     # Each rank draws the same global batch (batch_size per process x world_size) and keeps its shard.
