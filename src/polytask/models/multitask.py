@@ -171,7 +171,7 @@ class MultiTaskModel(nn.Module):
         """Every task's (or ``tasks``') prediction for each input (a text, a word list or a
         {"text"/"tokens"/"text_pair"} dict), as ``polytask predict`` gives them; ``generation``:
         ``num_beams``/``max_new_tokens`` for seq2seq tasks."""
-        from polytask.inference import predict_inputs  # the prediction code sits above models
+        from polytask.inference import predict_inputs  # layers: allow (a convenience facade over the prediction path, which sits above models)
 
         return predict_inputs(self, inputs, tasks, batch_size, **generation)
 
