@@ -148,7 +148,7 @@ def test_resumed_tabular_run_is_bit_identical(data_dir, tmp_path, caplog):
         shutil.rmtree(tmp_path / "resumed" / "checkpoints" / f"step-{step:08d}")
     with caplog.at_level("INFO"):
         run(tmp_path / "resumed", resume=True)
-    assert "step 2 of 6" in caplog.text
+    assert "step-00000002 (step 2)" in caplog.text  # resumed from the second-newest checkpoint
     final = "checkpoints/step-00000006/model.safetensors"
     expected, actual = load_file(str(tmp_path / "unbroken" / final)), load_file(str(tmp_path / "resumed" / final))
     assert expected.keys() == actual.keys()
