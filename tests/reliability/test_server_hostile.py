@@ -94,7 +94,7 @@ def test_fuzzed_texts_never_cause_a_server_error(backend_app, body):
 
 #: Bodies that are not valid JSON, not UTF-8, too deep, or carry numbers Python cannot hold.
 MALFORMED = [
-    b"", b"{", b"\xff\xfe", b"[]" * 1000, b'{"inputs": "x"}',
+    b"", b"{", b"\xff\xfe", b"[]" * 1000, b'{"inputs": 5}',  # a single string is one input now (test_serving)
     b'{"inputs": ["caf\xc3"]}', b'{"inputs": ["\xff\xfe\xfd"]}', b'{"inputs": ["\xc0\xaf"]}',
     b'{"inputs": ["\xed\xa0\x80"]}',                               # a surrogate encoded as UTF-8
     b"[" * 100_000 + b"]" * 100_000,
@@ -111,6 +111,14 @@ def test_malformed_payloads_are_4xx(app, raw):
     with TestClient(app) as client:
         response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500 and "Traceback" not in response.text, response.text
+
+
+def test_a_single_string_is_one_input_with_the_same_answer(backend_app):
+    with TestClient(backend_app) as client:
+        one = client.post("/predict", json={"inputs": "a red cat"})
+        listed = client.post("/predict", json={"inputs": ["a red cat"]})
+    assert one.status_code == listed.status_code == 200, one.text
+    assert one.json()["predictions"] == listed.json()["predictions"]
 
 
 def test_slow_client_does_not_block_others(app):
