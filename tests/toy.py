@@ -59,3 +59,31 @@ def toy_config(folder: Path, encoder: Path, task_types: list[str], **train: Any)
         "train": {"output_dir": str(folder / "run"), "batch_size": 16, "lr": 1e-3, "epochs": 2,
                   "progress": False, "warmup_ratio": 0.0, **train},
     }
+
+
+def resume_matches_unbroken(tmp_path: Path, raw: dict[str, Any], step: int = 6) -> tuple[Path, Path]:
+    """Train ``raw`` to the end, copy the run, delete its checkpoint at ``step`` and resume the
+    copy from the one before; assert the final weights and metrics.jsonl are bit-identical.
+    Returns (unbroken, resumed) run dirs for further checks."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from polytask.config import parse_config
+    from polytask.training.trainer import train
+
+    unbroken, crashed = tmp_path / "run", tmp_path / "crashed"
+    raw["train"]["output_dir"] = str(unbroken)
+    train(parse_config(raw))
+    shutil.copytree(unbroken, crashed)
+    shutil.rmtree(crashed / "checkpoints" / f"step-{step:08d}")
+    raw["train"]["output_dir"] = str(crashed)
+    train(parse_config(raw), resume=True)
+    final = f"checkpoints/step-{step:08d}/model.safetensors"
+    expected, actual = load_file(str(unbroken / final)), load_file(str(crashed / final))
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    assert (unbroken / "metrics.jsonl").read_text() == (crashed / "metrics.jsonl").read_text()
+    return unbroken, crashed

@@ -5,12 +5,10 @@ whose step raises it falls; the method is registered, stateful and resumes bit-e
 from __future__ import annotations
 
 import copy
-import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from toy import toy_config
+from toy import resume_matches_unbroken, toy_config
 from torch.nn import functional as F
 
 import polytask.weighting  # noqa: F401 - registers every method
@@ -109,16 +107,6 @@ def test_auto_lambda_resumes_bit_exact(tmp_path, tiny_encoder):
     raw = toy_config(tmp_path, tiny_encoder, ["classification", "regression"], max_steps=6,
                      eval_every=1, checkpoint_every=3, num_threads=1)
     raw["weighting"] = {"name": "auto_lambda", "options": {"lr": 0.1, "dev_batch_size": 8}}
-    unbroken, crashed = tmp_path / "run", tmp_path / "crashed"
-    train(parse_config(raw))
-    shutil.copytree(unbroken, crashed)
-    shutil.rmtree(crashed / "checkpoints" / "step-00000006")
-    raw["train"]["output_dir"] = str(crashed)
-    train(parse_config(raw), resume=True)
-    final = "checkpoints/step-00000006/model.safetensors"
-    expected, actual = load_file(str(unbroken / final)), load_file(str(crashed / final))
-    for key in expected:
-        assert torch.equal(expected[key], actual[key]), key
+    unbroken, _ = resume_matches_unbroken(tmp_path, raw)
     log = (unbroken / "metrics.jsonl").read_text()
-    assert log == (crashed / "metrics.jsonl").read_text()
     assert '"weight/color": 1.0,' not in log  # the weights did move (state to restore)

@@ -18,6 +18,7 @@ from polytask.errors import ConfigError
 from polytask.inference import predict_records, read_inputs
 from polytask.models.multitask import MultiTaskModel
 from polytask.training.setup import prepare
+from tiny_models import recsys_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "recsys"
@@ -37,16 +38,6 @@ def data_dir(tmp_path_factory) -> Path:
     return folder / "data"
 
 
-def example_config(data_dir: Path, out: Path, sharing: dict | str = "mmoe", **tabular) -> dict:
-    raw = yaml.safe_load((EXAMPLE / "config_mmoe.yaml").read_text())
-    for split in ("train", "dev", "test"):
-        raw["datasets"]["impressions"][split] = str(data_dir / f"{split}.csv")
-    raw["model"]["sharing"] = sharing
-    raw["model"]["tabular"] = {"hidden_size": 8, "mlp_hidden": 16, **tabular}
-    raw["train"].update(output_dir=str(out), max_steps=4, eval_every=2, batch_size=32, progress=False)
-    return raw
-
-
 def logits(model: MultiTaskModel, features) -> dict[str, torch.Tensor]:
     tasks = list(model.tasks.values())
     batch = collate(features, tasks, model.tokenizer.pad_token_id, with_targets=False)
@@ -60,7 +51,7 @@ def logits(model: MultiTaskModel, features) -> dict[str, torch.Tensor]:
     ("attention", {"attention_layers": 1}), ({"name": "hierarchical", "layers": {"click": 0}}, {}),
 ])
 def test_sharing_strategies_train_on_tabular_rows(data_dir, tmp_path, sharing, tabular):
-    prepared = prepare(parse_config(example_config(data_dir, tmp_path, sharing, **tabular)))
+    prepared = prepare(parse_config(recsys_config(data_dir, tmp_path, sharing, **tabular)))
     model = prepared.model.train()
     features = prepared.features["train"]["impressions"][:16]
     tasks = list(model.tasks.values())
@@ -79,13 +70,13 @@ def test_sharing_strategies_train_on_tabular_rows(data_dir, tmp_path, sharing, t
 ])
 def test_layer_by_layer_strategies_refuse_the_tabular_encoder(data_dir, tmp_path, sharing, message):
     with pytest.raises(ConfigError, match=message):
-        prepare(parse_config(example_config(data_dir, tmp_path, sharing)))
+        prepare(parse_config(recsys_config(data_dir, tmp_path, sharing)))
 
 
 def test_save_load_parity_and_predict(data_dir, tmp_path):
     from polytask.training.trainer import train
 
-    config = parse_config(example_config(data_dir, tmp_path / "run", {"name": "ple", "experts": 1}))
+    config = parse_config(recsys_config(data_dir, tmp_path / "run", {"name": "ple", "experts": 1}))
     prepared = prepare(config)
     train(config, prepared=prepared)
     model = prepared.model.eval()
@@ -111,7 +102,7 @@ def test_http_server_takes_feature_rows(data_dir, tmp_path):
 
     from polytask.serving import create_app
 
-    prepared = prepare(parse_config(example_config(data_dir, tmp_path)))
+    prepared = prepare(parse_config(recsys_config(data_dir, tmp_path)))
     model = prepared.model.eval()
     row = json.loads((data_dir / "predict.jsonl").read_text().splitlines()[0])
     with TestClient(create_app(predictor=model)) as client:
@@ -138,7 +129,7 @@ def test_resumed_tabular_run_is_bit_identical(data_dir, tmp_path, caplog):
     from polytask.training.trainer import train
 
     def run(out: Path, resume: bool = False) -> None:
-        raw = example_config(data_dir, out, {"name": "mmoe", "experts": 2})
+        raw = recsys_config(data_dir, out, {"name": "mmoe", "experts": 2})
         raw["train"].update(max_steps=6, checkpoint_every=2, keep_checkpoints=3)
         train(parse_config(raw), resume=resume)
 
