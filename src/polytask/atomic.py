@@ -108,6 +108,19 @@ def as_os_error(exc: BaseException, where: Path) -> OSError | None:
     return OSError(errno.EIO, f"write failed ({message.strip()[:200]})")
 
 
+def check_export_target(source: str | Path, out_dir: str | Path, option: str, kind: str,
+                        overwrite: bool, fix: str) -> None:
+    """Refuse an export output that is, holds or lies inside the source model, or that holds
+    anything but an earlier export of ``kind`` (unless ``overwrite``), before any work is done."""
+    source, out = Path(source).resolve(), Path(out_dir).resolve()
+    where = ("is" if out == source else "contains" if source.is_relative_to(out)
+             else "is inside" if out.is_relative_to(source) else None)
+    if where:
+        raise OutputExistsError(f"{option} {out_dir}: {out} {where} the source model {source}; "
+                                "export to a directory outside it (even --overwrite never touches it)")
+    check_replaceable(out, kind, overwrite, fix=fix)
+
+
 def check_replaceable(final: Path, kind: str, overwrite: bool, fix: str) -> None:
     """Refuse to replace ``final`` unless it is missing, empty, polytask's own ``kind``, or
     ``overwrite`` is set (never for a file, a symlink or the working directory's ancestors)."""

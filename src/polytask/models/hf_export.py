@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from polytask.atomic import atomic_dir, check_replaceable
-from polytask.errors import ModelDirError, OutputExistsError
+from polytask.atomic import atomic_dir, check_export_target
+from polytask.errors import ModelDirError
 from polytask.models.multitask import MultiTaskModel
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,7 @@ CHECK_TEXTS = ["polytask export check", "a second, longer input to compare the l
 
 
 def check_output(model_dir: Path, out_dir: Path, overwrite: bool) -> None:
-    """Refuse an output that is, holds or lies inside the source model, or that holds anything
-    but an earlier --hf export (unless ``overwrite``), before any work is done."""
-    source, out = model_dir.resolve(), out_dir.resolve()
-    where = ("is" if out == source else "contains" if source.is_relative_to(out)
-             else "is inside" if out.is_relative_to(source) else None)
-    if where:
-        raise OutputExistsError(f"--hf {out_dir}: {out} {where} the source model {source}; "
-                                "export to a directory outside it (even --overwrite never touches it)")
-    check_replaceable(out, KIND, overwrite, fix=FIX)
+    check_export_target(model_dir, out_dir, "--hf", KIND, overwrite, FIX)
 
 
 def exportable(model: MultiTaskModel, source: Path) -> None:

@@ -27,8 +27,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from polytask.atomic import atomic_dir, check_replaceable
-from polytask.errors import ModelDirError, OutputExistsError
+from polytask.atomic import atomic_dir, check_export_target
+from polytask.errors import ModelDirError
 from polytask.extras import require
 from polytask.models.multitask import CONFIG_FILE, MultiTaskModel
 from polytask.serving.metadata import model_info
@@ -115,15 +115,7 @@ def crf_tensors(model: MultiTaskModel) -> dict[str, torch.Tensor]:
 
 
 def check_output(model_dir: str | Path, out_dir: str | Path, overwrite: bool) -> None:
-    """Refuse an output that is, holds or lies inside the source model, or that holds
-    anything but an earlier export (unless ``overwrite``), before any work is done."""
-    source, out = Path(model_dir).resolve(), Path(out_dir).resolve()
-    where = ("is" if out == source else "contains" if source.is_relative_to(out)
-             else "is inside" if out.is_relative_to(source) else None)
-    if where:
-        raise OutputExistsError(f"--onnx {out_dir}: {out} {where} the source model {source}; "
-                                "export to a directory outside it (even --overwrite never touches it)")
-    check_replaceable(out, "onnx", overwrite, fix=FIX)
+    check_export_target(model_dir, out_dir, "--onnx", "onnx", overwrite, FIX)
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET,
